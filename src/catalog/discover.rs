@@ -1,0 +1,1 @@
+//! Interpreter discovery: find a handler's interpreter, its version, and whether it is static.

@@ -1,0 +1,9 @@
+//! binfmtd: register, verify, keep and diagnose binfmt_misc handlers for foreign binaries.
+//!
+//! Data flows host detection → handler catalog → plan → kernel interface → doctor →
+//! D-Bus service → CLI; each stage is a module below.
+
+pub mod catalog;
+pub mod kernel;
+pub mod model;
+pub mod privilege;

@@ -1,0 +1,4 @@
+//! The `binfmtd` command: parse arguments, dispatch, print errors, map exit codes.
+fn main() {
+    println!("binfmtd");
+}
