@@ -4,6 +4,14 @@
 //! D-Bus service → CLI; each stage is a module below.
 
 pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod host;
 pub mod kernel;
 pub mod model;
+pub mod ops;
+pub mod persist;
+pub mod plan;
 pub mod privilege;
+pub mod probe;
+pub mod sandbox;

@@ -1,1 +1,214 @@
 //! Interpreter discovery: find a handler's interpreter, its version, and whether it is static.
+
+use super::{Handler, Translator};
+use serde::Serialize;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Directories searched after `$PATH` for bare interpreter names.
+pub const STANDARD_DIRS: &[&str] = &[
+    "/usr/local/bin",
+    "/usr/bin",
+    "/bin",
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/usr/libexec/qemu-binfmt",
+];
+
+/// An interpreter found on this system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interpreter {
+    pub path: PathBuf,
+    /// No PT_INTERP: safe with the F flag inside any container.
+    pub static_linked: bool,
+    /// First line of `--version` (qemu), or Rosetta's version line.
+    pub version: Option<String>,
+}
+
+/// Why no usable interpreter was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("no interpreter for {handler} found (looked for {}); {hint}", tried.join(", "))]
+pub struct Missing {
+    pub handler: String,
+    pub tried: Vec<String>,
+    pub hint: String,
+}
+
+fn executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// True when the ELF file has no PT_INTERP program header (static or static-pie).
+pub fn is_static(path: &Path) -> Option<bool> {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let data = std::fs::read(path).ok()?;
+    let check = |data: &[u8]| -> Option<bool> {
+        match object::FileKind::parse(data).ok()? {
+            object::FileKind::Elf64 => {
+                let h = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
+                let e = h.endian().ok()?;
+                Some(
+                    !h.program_headers(e, data)
+                        .ok()?
+                        .iter()
+                        .any(|p| p.p_type(e) == object::elf::PT_INTERP),
+                )
+            }
+            object::FileKind::Elf32 => {
+                let h = object::elf::FileHeader32::<object::Endianness>::parse(data).ok()?;
+                let e = h.endian().ok()?;
+                Some(
+                    !h.program_headers(e, data)
+                        .ok()?
+                        .iter()
+                        .any(|p| p.p_type(e) == object::elf::PT_INTERP),
+                )
+            }
+            _ => None,
+        }
+    };
+    check(&data)
+}
+
+/// Runs a program and returns what it printed (stdout then stderr), killed after `secs`.
+pub fn run_for_output(path: &Path, args: &[&str], secs: u64) -> Option<String> {
+    let mut child = Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > Duration::from_secs(secs) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(_) => return None,
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    Some(s)
+}
+
+/// The candidate paths for a handler, in order, given the search path.
+pub fn candidates(h: &Handler, search: &[PathBuf], preserve_argv0: bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for c in &h.interpreters {
+        // Debian's `ARCH-binfmt-P` links make qemu expect the extra argv[0] of the P flag;
+        // they are right only with P, and preferred then.
+        let p_wrapper = c.ends_with("-binfmt-P");
+        if p_wrapper != preserve_argv0 && h.translator == Translator::Qemu {
+            continue;
+        }
+        if c.starts_with('/') {
+            out.push(PathBuf::from(c));
+        } else {
+            out.extend(search.iter().map(|d| d.join(c)));
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// `$PATH` followed by the standard directories.
+pub fn search_path() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .filter(|d| d.is_absolute())
+                .collect()
+        })
+        .unwrap_or_default();
+    for d in STANDARD_DIRS {
+        let d = PathBuf::from(d);
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// Finds the first existing candidate, and asks it for its version.
+pub fn discover(
+    h: &Handler,
+    search: &[PathBuf],
+    preserve_argv0: bool,
+) -> Result<Interpreter, Missing> {
+    let cands = candidates(h, search, preserve_argv0);
+    let Some(path) = cands.iter().find(|p| executable(p)).cloned() else {
+        let hint = match h.translator {
+            Translator::Qemu => "install Debian's qemu-user-static (`apt-get install qemu-user-static`) or your distribution's equivalent".to_string(),
+            Translator::Rosetta => "Rosetta exists only inside an Apple Virtualization.framework VM with the Rosetta share mounted".to_string(),
+            Translator::Fex => "install FEX-Emu (https://fex-emu.com)".to_string(),
+            Translator::Box64 => "install box64".to_string(),
+        };
+        return Err(Missing {
+            handler: h.name.clone(),
+            tried: h.interpreters.clone(),
+            hint,
+        });
+    };
+    let version = match h.translator {
+        Translator::Qemu | Translator::Fex | Translator::Box64 => {
+            run_for_output(&path, &["--version"], 2)
+                .and_then(|o| o.lines().next().map(|l| l.trim().to_string()))
+                .filter(|l| !l.is_empty())
+        }
+        Translator::Rosetta => run_for_output(&path, &[], 2).and_then(|o| {
+            o.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("version:")
+                    .map(|v| v.trim().to_string())
+            })
+        }),
+    };
+    Ok(Interpreter {
+        static_linked: is_static(&path).unwrap_or(false),
+        path,
+        version,
+    })
+}
+
+/// QEMU's version number from its `--version` line, e.g. (7, 2).
+pub fn qemu_version(line: &str) -> Option<(u32, u32)> {
+    let rest = line.split("version ").nth(1)?;
+    crate::host::detect::kernel_version(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_order_and_p_wrapper() {
+        let c = crate::catalog::Catalog::embedded().unwrap();
+        let h = c.get("qemu-aarch64").unwrap();
+        let dirs = vec![PathBuf::from("/a"), PathBuf::from("/b")];
+        let plain = candidates(h, &dirs, false);
+        assert_eq!(plain[0], PathBuf::from("/a/qemu-aarch64-static"));
+        assert_eq!(plain[1], PathBuf::from("/b/qemu-aarch64-static"));
+        assert!(plain
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with("-binfmt-P")));
+        let p = candidates(h, &dirs, true);
+        assert_eq!(
+            p,
+            vec![PathBuf::from("/usr/libexec/qemu-binfmt/aarch64-binfmt-P")]
+        );
+        assert_eq!(
+            qemu_version("qemu-aarch64 version 7.2.22 (Debian 1:7.2+dfsg-7)"),
+            Some((7, 2))
+        );
+        assert_eq!(qemu_version("nonsense"), None);
+    }
+}

@@ -5,12 +5,12 @@ use nix::errno::Errno;
 use std::path::Path;
 
 /// `BINFMTFS_MAGIC` from linux/magic.h.
-const BINFMTFS_MAGIC: i64 = 0x4249_4e4d;
+const BINFMTFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x4249_4e4d);
 
 /// True when `path` is the root of a binfmt_misc mount.
 pub fn is_binfmt_mount(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == BINFMTFS_MAGIC)
+        .map(|s| s.filesystem_type() == BINFMTFS_MAGIC)
         .unwrap_or(false)
 }
 

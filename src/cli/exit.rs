@@ -1,0 +1,61 @@
+//! Stable exit codes, and the mapping from errors to them.
+
+use crate::kernel::KernelError;
+use crate::ops::OpsError;
+use crate::sandbox::SandboxError;
+
+pub const OK: i32 = 0;
+pub const FAILED: i32 = 1;
+pub const USAGE: i32 = 2;
+pub const UNAVAILABLE: i32 = 3;
+pub const PERMISSION: i32 = 4;
+pub const DAEMON: i32 = 5;
+
+fn kernel_code(e: &KernelError) -> i32 {
+    match e {
+        KernelError::NotMounted(_) | KernelError::Unsupported => UNAVAILABLE,
+        KernelError::Permission { .. } => PERMISSION,
+        KernelError::Mount { errno, .. } if *errno == nix::errno::Errno::EPERM => PERMISSION,
+        KernelError::Mount { .. } => UNAVAILABLE,
+        KernelError::Encode(_) | KernelError::NoSuchEntry { .. } => USAGE,
+        KernelError::Refused {
+            errno: nix::errno::Errno::EPERM | nix::errno::Errno::EACCES,
+            ..
+        } => PERMISSION,
+        _ => FAILED,
+    }
+}
+
+fn ops_code(e: &OpsError) -> i32 {
+    match e {
+        OpsError::Select(_) | OpsError::Catalog(_) => USAGE,
+        OpsError::Kernel(k) => kernel_code(k),
+        OpsError::State(_) => PERMISSION,
+    }
+}
+
+/// The exit code for an error that ended a command.
+pub fn code_for(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<OpsError>() {
+            return ops_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<KernelError>() {
+            return kernel_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<SandboxError>() {
+            return match e {
+                SandboxError::Ns(_) => UNAVAILABLE,
+                SandboxError::Ops(o) => ops_code(o),
+                SandboxError::HandlersFailed(_) => FAILED,
+                SandboxError::Exec { errno, .. } if *errno == nix::errno::Errno::ENOENT => 127,
+                SandboxError::Exec { .. } => 126,
+                _ => USAGE,
+            };
+        }
+        if cause.downcast_ref::<crate::model::UnknownFlag>().is_some() {
+            return USAGE;
+        }
+    }
+    FAILED
+}

@@ -1,0 +1,190 @@
+//! Command-line interface: clap definitions, dispatch, and exit codes.
+
+pub mod exit;
+pub mod render;
+pub mod run;
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (doctor: the binary will run)
+  1  some handler failed to register or verify, an entry could not be changed (doctor: problems found)
+  2  usage error, unknown platform, or I/O error
+  3  binfmt_misc or private instances unavailable (kernel, mount, user namespaces)
+  4  not enough privilege (a capability such as CAP_SYS_ADMIN is missing)
+  5  the binfmtd daemon could not be reached or refused the call";
+
+/// Register, verify, keep and diagnose binfmt_misc handlers for foreign-architecture binaries.
+#[derive(Debug, Parser)]
+#[command(name = "binfmtd", version, about, after_help = EXIT_CODES_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Print one JSON document (schemas in docs/schemas/) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v, -vv); logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// binfmt_misc mount point.
+    #[arg(long, global = true, env = "BINFMTD_BINFMT_MISC", default_value = crate::config::DEFAULT_BINFMT_MISC, value_name = "DIR")]
+    pub binfmt_misc: PathBuf,
+    /// Ownership state directory.
+    #[arg(long, global = true, env = "BINFMTD_STATE_DIR", default_value = crate::config::DEFAULT_STATE_DIR, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Configuration directory (handler drop-ins in interpreters.d/).
+    #[arg(long, global = true, env = "BINFMTD_CONFIG_DIR", default_value = crate::config::DEFAULT_CONFIG_DIR, value_name = "DIR")]
+    pub config_dir: PathBuf,
+    /// Where --persist writes systemd binfmt.d files.
+    #[arg(long, global = true, env = "BINFMTD_BINFMT_D_DIR", default_value = crate::config::DEFAULT_BINFMT_D_DIR, value_name = "DIR")]
+    pub binfmt_d_dir: PathBuf,
+}
+
+impl Global {
+    pub fn paths(&self) -> crate::config::Paths {
+        crate::config::Paths {
+            binfmt_misc: self.binfmt_misc.clone(),
+            state_dir: self.state_dir.clone(),
+            config_dir: self.config_dir.clone(),
+            binfmt_d_dir: self.binfmt_d_dir.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the host ISA, natively runnable ISAs, kernel, page size, binfmt_misc and Rosetta.
+    Host,
+    /// List runnable platforms (native, plus emulated ones whose handler passes its probe).
+    Platforms,
+    /// Show every binfmt_misc entry: owner, platform served, and whether it wins.
+    Status,
+    /// Register handlers: `all` or a list such as linux/arm64,riscv64,qemu-s390x,rosetta.
+    Install(InstallArgs),
+    /// Remove handlers binfmtd registered (others only with --force).
+    Uninstall(EntryArgs),
+    /// Enable handlers binfmtd registered (others only with --force).
+    Enable(EntryArgs),
+    /// Disable handlers binfmtd registered (others only with --force).
+    Disable(EntryArgs),
+    /// Run CMD in a private binfmt_misc instance (no root needed; Linux 6.7+).
+    Sandbox(SandboxArgs),
+}
+
+/// Options of `install`.
+#[derive(Debug, Clone, Args)]
+pub struct InstallArgs {
+    /// `all`, or comma-separated OCI platforms, arch names or handler names.
+    #[arg(value_name = "all|LIST")]
+    pub list: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print the exact register lines; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also write systemd binfmt.d files, so entries come back after reboot.
+    #[arg(long)]
+    pub persist: bool,
+    /// Skip running a probe through each handler.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// Flag and conflict policy options.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Exact flags for every handler (subset of POCF), replacing the defaults.
+    #[arg(long, value_name = "FLAGS")]
+    pub flags: Option<String>,
+    /// Set the C flag (credentials from the binary: setuid/sudo work).
+    #[arg(long, overrides_with = "no_credentials")]
+    pub credentials: bool,
+    /// Clear the C flag.
+    #[arg(long)]
+    pub no_credentials: bool,
+    /// Set the P flag (keep argv[0]; needed by busybox-style multi-call binaries).
+    #[arg(long, overrides_with = "no_preserve_argv0")]
+    pub preserve_argv0: bool,
+    /// Clear the P flag.
+    #[arg(long)]
+    pub no_preserve_argv0: bool,
+    /// Replace entries that binfmtd did not create.
+    #[arg(long)]
+    pub force: bool,
+    /// Allow the F flag with a dynamically linked interpreter.
+    #[arg(long)]
+    pub allow_dynamic: bool,
+    /// Use qemu-x86_64 even where a healthy Rosetta is available.
+    #[arg(long)]
+    pub no_prefer_rosetta: bool,
+}
+
+/// Options of uninstall/enable/disable.
+#[derive(Debug, Clone, Args)]
+pub struct EntryArgs {
+    /// `all` (every entry binfmtd owns) or a comma-separated list.
+    #[arg(value_name = "all|LIST")]
+    pub list: String,
+    /// Also act on entries binfmtd did not create.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `sandbox`.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Handlers to install (default: every available non-native handler).
+    #[arg(long, value_name = "LIST", conflicts_with = "empty")]
+    pub platform: Option<String>,
+    /// Start with an empty binfmt_misc instance; install nothing.
+    #[arg(long)]
+    pub empty: bool,
+    /// chroot into this foreign root filesystem before running CMD.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Skip running a probe through each handler.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+impl PolicyArgs {
+    /// Converts to the planner's policy; bad flag strings are usage errors.
+    pub fn policy(&self) -> Result<crate::plan::InstallPolicy, crate::model::UnknownFlag> {
+        let flags = self
+            .flags
+            .as_deref()
+            .map(crate::model::Flags::parse)
+            .transpose()?;
+        let tri = |on: bool, off: bool| match (on, off) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        Ok(crate::plan::InstallPolicy {
+            flags,
+            credentials: tri(self.credentials, self.no_credentials),
+            preserve_argv0: tri(self.preserve_argv0, self.no_preserve_argv0),
+            force: self.force,
+            allow_dynamic: self.allow_dynamic,
+            no_prefer_rosetta: self.no_prefer_rosetta,
+        })
+    }
+}

@@ -1,0 +1,318 @@
+//! Human-readable rendering of reports (JSON rendering is serde's).
+
+use crate::host::HostReport;
+use crate::ops::apply::HandlerResult;
+use crate::ops::{EntriesReport, InstallReport, PlatformsReport, StatusReport};
+use crate::plan::Action;
+use std::fmt::Write;
+
+fn or_dash(s: Option<&str>) -> &str {
+    s.unwrap_or("-")
+}
+
+pub fn host(r: &HostReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "machine:        {} (OCI {}, qemu {})",
+        r.machine.uname,
+        or_dash(r.machine.oci.as_deref()),
+        or_dash(r.machine.qemu.as_deref())
+    );
+    let _ = writeln!(
+        o,
+        "native ISAs:    {} ({})",
+        r.native.join(", "),
+        match r.native_method {
+            crate::host::detect::NativeMethod::Probe =>
+                "each probed in an empty private binfmt_misc instance",
+            crate::host::detect::NativeMethod::FamilyGuess => "guessed from QEMU's family table",
+        }
+    );
+    let _ = writeln!(o, "native platforms: {}", r.native_platforms.join(", "));
+    if let Some(e) = &r.probe_error {
+        let _ = writeln!(o, "probe note:     {e}");
+    }
+    let _ = writeln!(
+        o,
+        "kernel:         {}{}",
+        r.kernel.release,
+        if r.kernel.private_instances {
+            " (private binfmt_misc instances supported)"
+        } else {
+            " (no private binfmt_misc instances: needs 6.7+)"
+        }
+    );
+    let _ = writeln!(o, "page size:      {}", r.page_size);
+    if let Some(l) = r.x86_64_level {
+        let _ = writeln!(o, "x86-64 level:   v{l}");
+    }
+    let _ = writeln!(
+        o,
+        "binfmt_misc:    {}",
+        if !r.binfmt_misc.supported {
+            "not supported by this kernel".to_string()
+        } else if !r.binfmt_misc.mounted {
+            "supported, not mounted".to_string()
+        } else {
+            format!("mounted, {}", or_dash(r.binfmt_misc.status))
+        }
+    );
+    let _ = writeln!(
+        o,
+        "container:      {}",
+        r.container.as_deref().unwrap_or("no")
+    );
+    let _ = writeln!(
+        o,
+        "user namespace: {}",
+        if r.nested_user_namespace {
+            "nested (not the initial one)"
+        } else {
+            "initial"
+        }
+    );
+    let ro = &r.rosetta;
+    let _ = writeln!(
+        o,
+        "rosetta:        {}",
+        if !ro.present {
+            "not present".to_string()
+        } else {
+            format!(
+                "{} at {}{}{}",
+                if ro.healthy {
+                    "healthy"
+                } else {
+                    "present but not working"
+                },
+                or_dash(ro.path.as_deref()),
+                ro.version
+                    .as_ref()
+                    .map(|v| format!(", {v}"))
+                    .unwrap_or_default(),
+                ro.note
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            )
+        }
+    );
+    o
+}
+
+fn action_text(h: &HandlerResult) -> String {
+    match &h.plan.action {
+        Action::Register => "registered".into(),
+        Action::Replace { remove } => format!("replaced {}", remove.join(", ")),
+        Action::Keep { owned: true } => "already installed".into(),
+        Action::Keep { owned: false } => "identical entry from another tool, left as is".into(),
+        Action::Enable => "enabled".into(),
+        Action::SkipNative => "native: runs without emulation".into(),
+        Action::SkipForeign { provider, wins } => format!(
+            "provided by {provider} (not binfmtd's{}); --force replaces it",
+            if *wins { ", wins" } else { ", shadowed" }
+        ),
+        Action::SkipPreferred { by } => format!("served by {by} instead"),
+        Action::SkipUnavailable { reason } => format!("unavailable: {reason}"),
+        Action::Fail { .. } => "failed".into(),
+    }
+}
+
+pub fn install(r: &InstallReport) -> String {
+    let mut o = String::new();
+    if r.dry_run {
+        let _ = writeln!(
+            o,
+            "# dry run: these lines would be written to {}/register",
+            r.binfmt_misc
+        );
+        for h in &r.handlers {
+            if let (Some(line), true) = (
+                &h.plan.line,
+                matches!(h.plan.action, Action::Register | Action::Replace { .. }),
+            ) {
+                if let Action::Replace { remove } = &h.plan.action {
+                    for name in remove {
+                        let _ = writeln!(o, "# remove {name}: echo -1 > {}/{name}", r.binfmt_misc);
+                    }
+                }
+                let _ = writeln!(o, "{line}");
+            }
+        }
+    }
+    for h in &r.handlers {
+        if r.dry_run
+            && matches!(
+                h.plan.action,
+                Action::SkipNative | Action::SkipUnavailable { .. }
+            )
+        {
+            continue;
+        }
+        let mark = match h.result {
+            "ok" => "ok  ",
+            "failed" => "FAIL",
+            _ => "skip",
+        };
+        let mut line = format!(
+            "{mark} {:<18} {:<16} {}",
+            h.plan.handler,
+            h.plan.platform,
+            action_text(h)
+        );
+        if let Some(i) = &h.plan.interpreter {
+            let _ = write!(
+                line,
+                " [{}{}]",
+                i.path.display(),
+                i.version
+                    .as_ref()
+                    .map(|v| format!(", {v}"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(v) = &h.verify {
+            if let Some(p) = &v.probe {
+                let _ = write!(
+                    line,
+                    "; {}{}",
+                    p.describe(),
+                    if v.chrooted { " (chrooted)" } else { "" }
+                );
+            }
+        }
+        if let Some(e) = &h.error {
+            let _ = write!(line, "\n     error: {e}");
+        }
+        for w in &h.plan.warnings {
+            let _ = write!(line, "\n     warning: {w}");
+        }
+        let _ = writeln!(o, "{line}");
+    }
+    let skipped_unavailable = r
+        .handlers
+        .iter()
+        .filter(|h| matches!(h.plan.action, Action::SkipUnavailable { .. }))
+        .count();
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    let ok = r.handlers.iter().filter(|h| h.result == "ok").count();
+    let failed = r.handlers.iter().filter(|h| h.result == "failed").count();
+    let _ = writeln!(
+        o,
+        "{ok} handlers ready, {failed} failed, {skipped_unavailable} unavailable{}",
+        r.probe_seconds
+            .map(|s| format!(", probes took {:.0} ms", s * 1000.0))
+            .unwrap_or_default()
+    );
+    o
+}
+
+pub fn entries(r: &EntriesReport) -> String {
+    let mut o = String::new();
+    for e in &r.entries {
+        let mark = match e.result {
+            "ok" => "ok  ",
+            "failed" => "FAIL",
+            _ => "skip",
+        };
+        let what = match &e.decision.plan {
+            crate::plan::EntryPlan::Remove => "removed",
+            crate::plan::EntryPlan::Enable => "enabled",
+            crate::plan::EntryPlan::Disable => "disabled",
+            crate::plan::EntryPlan::Unchanged => "unchanged",
+            crate::plan::EntryPlan::SkipForeign => "not binfmtd's",
+            crate::plan::EntryPlan::Absent => "not registered",
+        };
+        let _ = writeln!(
+            o,
+            "{mark} {:<20} {}{}",
+            e.decision.name,
+            if r.dry_run {
+                format!("would be {what}")
+            } else {
+                what.to_string()
+            },
+            e.error
+                .as_ref()
+                .map(|x| format!("\n     error: {x}"))
+                .unwrap_or_default()
+        );
+    }
+    if r.entries.is_empty() {
+        let _ = writeln!(o, "nothing to {}", r.operation);
+    }
+    o
+}
+
+pub fn status(r: &StatusReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "binfmt_misc at {}: {}",
+        r.binfmt_misc,
+        if !r.mounted {
+            "not mounted"
+        } else if r.enabled {
+            "enabled"
+        } else {
+            "DISABLED"
+        }
+    );
+    if !r.entries.is_empty() {
+        let _ = writeln!(
+            o,
+            "{:<22} {:<9} {:<16} {:<6} {:<6} {:<10} INTERPRETER",
+            "ENTRY", "STATE", "PLATFORM", "FLAGS", "WINS", "OWNER"
+        );
+    }
+    for e in &r.entries {
+        let wins = if e.arch.is_none() {
+            "-".to_string()
+        } else if e.wins {
+            "yes".into()
+        } else {
+            format!("no ({})", or_dash(e.shadowed_by.as_deref()))
+        };
+        let _ = writeln!(
+            o,
+            "{:<22} {:<9} {:<16} {:<6} {:<6} {:<10} {}",
+            e.entry.name,
+            if e.entry.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            or_dash(e.platform.as_deref()),
+            e.entry.flags.to_string(),
+            wins,
+            e.owner,
+            e.entry.interpreter.display()
+        );
+    }
+    for (n, why) in &r.unreadable {
+        let _ = writeln!(o, "unreadable entry {n}: {why}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
+    o
+}
+
+pub fn platforms(r: &PlatformsReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{}", r.platforms.join(", "));
+    for b in &r.broken {
+        let _ = writeln!(
+            o,
+            "broken: {} via {} ({}): {}",
+            b.platform,
+            or_dash(b.handler.as_deref()),
+            or_dash(b.interpreter.as_deref()),
+            b.probe.as_ref().map(|p| p.describe()).unwrap_or_default()
+        );
+    }
+    o
+}

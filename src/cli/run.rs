@@ -1,0 +1,109 @@
+//! Dispatches parsed commands to the library and prints their reports.
+
+use super::{exit, render, Cli, Command, EntryArgs};
+use crate::ops::{self, Context, InstallRequest};
+use crate::plan::EntryOp;
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+fn emit<T: Serialize>(json: bool, report: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).context("cannot serialize the report")?
+        );
+    } else {
+        print!("{}", human(report));
+    }
+    Ok(())
+}
+
+fn context(cli: &Cli) -> Result<Context> {
+    Context::system(cli.global.paths()).context("cannot load the handler catalog")
+}
+
+fn entries(cli: &Cli, a: &EntryArgs, op: EntryOp) -> Result<i32> {
+    let ctx = context(cli)?;
+    let r = ops::change_entries(&ctx, &a.list, op, a.force, a.dry_run)?;
+    emit(cli.global.json, &r, render::entries)?;
+    Ok(if r.ok { exit::OK } else { exit::FAILED })
+}
+
+/// Runs one parsed command and returns its exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let json = cli.global.json;
+    match &cli.command {
+        Command::Host => {
+            let ctx = context(&cli)?;
+            emit(json, &ctx.host(), render::host)?;
+            Ok(exit::OK)
+        }
+        Command::Status => {
+            let ctx = context(&cli)?;
+            emit(json, &ops::status(&ctx)?, render::status)?;
+            Ok(exit::OK)
+        }
+        Command::Platforms => {
+            let ctx = context(&cli)?;
+            emit(json, &ops::platforms(&ctx)?, render::platforms)?;
+            Ok(exit::OK)
+        }
+        Command::Install(a) => {
+            let ctx = context(&cli)?;
+            let req = InstallRequest {
+                list: a.list.clone(),
+                policy: a.policy.policy()?,
+                dry_run: a.dry_run,
+                persist: a.persist,
+                verify: !a.no_verify,
+            };
+            let r = ops::install(&ctx, &req)?;
+            emit(json, &r, render::install)?;
+            Ok(if r.ok { exit::OK } else { exit::FAILED })
+        }
+        Command::Uninstall(a) => entries(&cli, a, EntryOp::Remove),
+        Command::Enable(a) => entries(&cli, a, EntryOp::Enable),
+        Command::Disable(a) => entries(&cli, a, EntryOp::Disable),
+        Command::Sandbox(a) => {
+            let req = crate::sandbox::SandboxRequest {
+                platforms: a.platform.clone(),
+                empty: a.empty,
+                root: a.root.clone(),
+                command: a.command.clone(),
+                install: InstallRequest {
+                    list: String::new(),
+                    policy: a.policy.policy()?,
+                    dry_run: false,
+                    persist: false,
+                    verify: !a.no_verify,
+                },
+            };
+            let (_ctx, report) = crate::sandbox::prepare(&cli.global.paths(), &req)?;
+            if let Some(r) = &report {
+                // The command owns stdout; the install summary goes to stderr.
+                if json {
+                    eprintln!("{}", serde_json::to_string(r).unwrap_or_default());
+                } else if cli.global.verbose > 0 || !r.ok {
+                    eprint!("{}", render::install(r));
+                }
+            }
+            match crate::sandbox::exec(&req)? {}
+        }
+    }
+}
+
+/// Prints an error (chain, or JSON) and returns its exit code.
+pub fn report_error(json: bool, err: &anyhow::Error) -> i32 {
+    let code = exit::code_for(err);
+    if json {
+        let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+        let doc = serde_json::json!({"schema": "binfmtd.error/v1", "error": err.to_string(), "causes": chain, "exit_code": code});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        eprintln!("binfmtd: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+    code
+}

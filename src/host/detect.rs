@@ -1,0 +1,381 @@
+//! Pure host decisions: ISA names, natively runnable ISAs, x86-64 level, Rosetta health.
+
+use super::facts::{HostFacts, RosettaFact};
+use crate::catalog::{Catalog, Translator};
+use serde::Serialize;
+
+/// The machine ISA under its three common names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IsaNames {
+    pub uname: String,
+    /// OCI platform, e.g. `linux/arm64`.
+    pub oci: Option<String>,
+    /// QEMU's arch name, e.g. `aarch64`.
+    pub qemu: Option<String>,
+}
+
+/// How the natively runnable set was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NativeMethod {
+    /// Each ISA's probe was executed in an empty private binfmt_misc instance.
+    Probe,
+    /// Probes could not run; QEMU's family table was used (may be wrong, e.g. AArch32).
+    FamilyGuess,
+}
+
+/// Rosetta as found on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RosettaStatus {
+    pub present: bool,
+    /// Present, executable, on an Apple virtiofs share, and answered with its version.
+    pub healthy: bool,
+    pub path: Option<String>,
+    pub version: Option<String>,
+    pub note: Option<String>,
+}
+
+/// The kernel version and what it allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelInfo {
+    pub release: String,
+    pub version: Option<(u32, u32)>,
+    /// binfmt_misc instances per user namespace (Linux 6.7+).
+    pub private_instances: bool,
+}
+
+/// binfmt_misc availability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BinfmtInfo {
+    pub supported: bool,
+    pub mounted: bool,
+    pub status: Option<&'static str>,
+}
+
+/// What `binfmtd host` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostReport {
+    pub machine: IsaNames,
+    /// QEMU arch names this CPU runs without emulation.
+    pub native: Vec<String>,
+    /// The same as OCI platforms.
+    pub native_platforms: Vec<String>,
+    pub native_method: NativeMethod,
+    pub probe_error: Option<String>,
+    pub kernel: KernelInfo,
+    pub page_size: u64,
+    pub binfmt_misc: BinfmtInfo,
+    pub container: Option<String>,
+    pub nested_user_namespace: bool,
+    /// x86-64 micro-architecture level (1-4) of the CPU, on x86-64 hosts.
+    pub x86_64_level: Option<u8>,
+    pub rosetta: RosettaStatus,
+}
+
+/// Maps `uname -m` to QEMU's arch name.
+pub fn qemu_arch_of_uname(machine: &str) -> Option<&'static str> {
+    Some(match machine {
+        "x86_64" | "amd64" => "x86_64",
+        "i386" | "i486" | "i586" | "i686" => "i386",
+        "aarch64" | "arm64" => "aarch64",
+        "aarch64_be" => "aarch64_be",
+        m if m.starts_with("armv") && m.ends_with('b') => "armeb",
+        m if m.starts_with("armv") || m == "arm" => "arm",
+        "riscv64" => "riscv64",
+        "riscv32" => "riscv32",
+        "ppc64le" => "ppc64le",
+        "ppc64" => "ppc64",
+        "ppc" | "ppcle" => "ppc",
+        "s390x" => "s390x",
+        "mips64" => "mips64",
+        "mips" => "mips",
+        "loongarch64" => "loongarch64",
+        "sparc64" => "sparc64",
+        "sparc" => "sparc",
+        "alpha" => "alpha",
+        "m68k" => "m68k",
+        "parisc" | "parisc64" => "hppa",
+        "sh4" => "sh4",
+        "sh4eb" => "sh4eb",
+        _ => return None,
+    })
+}
+
+/// Parses `6.18.44-foo` into (6, 18).
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The x86-64 psABI level a CPU with these flags reaches.
+pub fn x86_64_level(flags: &[String]) -> u8 {
+    let has = |names: &[&str]| names.iter().all(|n| flags.iter().any(|f| f == n));
+    let v2 = has(&["cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"]);
+    let v3 = v2
+        && has(&[
+            "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave",
+        ]);
+    let v4 = v3 && has(&["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"]);
+    1 + u8::from(v2) + u8::from(v3) + u8::from(v4)
+}
+
+fn rosetta_status(facts: &[RosettaFact]) -> RosettaStatus {
+    let best = facts
+        .iter()
+        .find(|r| r.executable && r.version.is_some())
+        .or_else(|| facts.iter().find(|r| r.executable))
+        .or_else(|| facts.first());
+    let Some(r) = best else {
+        return RosettaStatus {
+            present: false,
+            healthy: false,
+            path: None,
+            version: None,
+            note: None,
+        };
+    };
+    let healthy = r.executable && r.version.is_some();
+    let note = if !r.executable {
+        Some("the Rosetta file exists but is not executable".to_string())
+    } else if r.version.is_none() {
+        Some("Rosetta did not print its version: it only runs inside an Apple Virtualization.framework VM".to_string())
+    } else if !r.virtiofs {
+        Some("Rosetta answered but its directory is not a virtiofs share".to_string())
+    } else {
+        None
+    };
+    RosettaStatus {
+        present: true,
+        healthy,
+        path: Some(r.path.display().to_string()),
+        version: r.version.clone(),
+        note,
+    }
+}
+
+/// QEMU's family guess: the ISAs a CPU of this arch is assumed to run.
+fn family_guess(catalog: &Catalog, host_arch: &str) -> Vec<String> {
+    let family = catalog
+        .qemu_for_arch(host_arch)
+        .map(|h| h.family.clone())
+        .unwrap_or_else(|| host_arch.to_string());
+    let mut v: Vec<String> = catalog
+        .handlers
+        .values()
+        .filter(|h| h.translator == Translator::Qemu && h.family == family)
+        .map(|h| h.arch.clone())
+        .collect();
+    if !v.iter().any(|a| a == host_arch) {
+        v.push(host_arch.to_string());
+    }
+    v.sort();
+    v
+}
+
+/// Decides everything `binfmtd host` reports from gathered facts.
+pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
+    let qemu = qemu_arch_of_uname(&facts.machine).map(str::to_string);
+    let oci = qemu
+        .as_deref()
+        .and_then(|a| catalog.qemu_for_arch(a))
+        .map(|h| h.primary_platform());
+    let (mut native, method) = match &facts.native_probes {
+        Some(results) => (
+            results
+                .iter()
+                .filter(|(_, ran)| *ran)
+                .map(|(a, _)| a.clone())
+                .collect::<Vec<_>>(),
+            NativeMethod::Probe,
+        ),
+        None => (
+            qemu.as_deref()
+                .map(|a| family_guess(catalog, a))
+                .unwrap_or_default(),
+            NativeMethod::FamilyGuess,
+        ),
+    };
+    // The machine's own ISA is native by definition, even if its probe was not run.
+    if let Some(a) = &qemu {
+        if !native.contains(a) {
+            native.push(a.clone());
+        }
+    }
+    native.sort();
+    native.dedup();
+    let mut native_platforms: Vec<String> = native
+        .iter()
+        .filter_map(|a| catalog.qemu_for_arch(a))
+        .flat_map(|h| h.platforms.iter().cloned())
+        .collect();
+    native_platforms.sort();
+    native_platforms.dedup();
+    let version = kernel_version(&facts.kernel_release);
+    HostReport {
+        machine: IsaNames {
+            uname: facts.machine.clone(),
+            oci,
+            qemu: qemu.clone(),
+        },
+        native,
+        native_platforms,
+        native_method: method,
+        probe_error: facts.probe_error.clone(),
+        kernel: KernelInfo {
+            release: facts.kernel_release.clone(),
+            version,
+            private_instances: version.is_some_and(|v| v >= (6, 7)),
+        },
+        page_size: facts.page_size,
+        binfmt_misc: BinfmtInfo {
+            supported: facts.binfmt_supported,
+            mounted: facts.binfmt_mounted,
+            status: facts
+                .binfmt_enabled
+                .map(|e| if e { "enabled" } else { "disabled" }),
+        },
+        container: facts.container.clone(),
+        nested_user_namespace: facts.nested_userns,
+        x86_64_level: (qemu.as_deref() == Some("x86_64")).then(|| x86_64_level(&facts.cpu_flags)),
+        rosetta: rosetta_status(&facts.rosetta),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm64(aarch32: bool, page_size: u64, rosetta: Option<&str>) -> HostFacts {
+        HostFacts {
+            machine: "aarch64".into(),
+            kernel_release: "6.8.0-1009-aws".into(),
+            page_size,
+            binfmt_supported: true,
+            binfmt_mounted: true,
+            binfmt_enabled: Some(true),
+            cpu_flags: vec!["fp".into(), "asimd".into()],
+            native_probes: Some(vec![
+                ("aarch64".into(), true),
+                ("arm".into(), aarch32),
+                ("x86_64".into(), false),
+                ("riscv64".into(), false),
+            ]),
+            rosetta: rosetta
+                .map(|share| {
+                    vec![RosettaFact {
+                        path: format!("{share}/rosetta").into(),
+                        executable: true,
+                        virtiofs: true,
+                        version: Some("Rosetta-332.1".into()),
+                    }]
+                })
+                .unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn arm64_hosts() {
+        let c = Catalog::embedded().unwrap();
+        // (facts, native, page size, rosetta path)
+        let table: Vec<(HostFacts, &[&str], u64, Option<&str>)> = vec![
+            (arm64(true, 4096, None), &["aarch64", "arm"], 4096, None),
+            (arm64(false, 4096, None), &["aarch64"], 4096, None),
+            (
+                arm64(false, 16384, Some("/media/rosetta")),
+                &["aarch64"],
+                16384,
+                Some("/media/rosetta/rosetta"),
+            ),
+            (
+                arm64(false, 16384, Some("/mnt/lima-rosetta")),
+                &["aarch64"],
+                16384,
+                Some("/mnt/lima-rosetta/rosetta"),
+            ),
+            (
+                arm64(false, 16384, Some("/mnt")),
+                &["aarch64"],
+                16384,
+                Some("/mnt/rosetta"),
+            ),
+            (
+                arm64(true, 16384, Some("/run/rosetta")),
+                &["aarch64", "arm"],
+                16384,
+                Some("/run/rosetta/rosetta"),
+            ),
+            (arm64(false, 65536, None), &["aarch64"], 65536, None),
+        ];
+        for (facts, native, page, rosetta) in table {
+            let r = detect(&facts, &c);
+            assert_eq!(r.machine.qemu.as_deref(), Some("aarch64"));
+            assert_eq!(r.machine.oci.as_deref(), Some("linux/arm64"));
+            assert_eq!(r.native, native, "{facts:?}");
+            assert_eq!(r.native_method, NativeMethod::Probe);
+            assert_eq!(r.page_size, page);
+            assert_eq!(r.rosetta.path.as_deref(), rosetta);
+            assert_eq!(r.rosetta.healthy, rosetta.is_some());
+            assert_eq!(r.x86_64_level, None);
+            assert!(r.kernel.private_instances);
+            assert_eq!(
+                r.native_platforms.contains(&"linux/arm/v7".to_string()),
+                native.contains(&"arm")
+            );
+        }
+    }
+
+    #[test]
+    fn rosetta_outside_apple_vm_is_present_but_unhealthy() {
+        let mut f = arm64(false, 16384, Some("/mnt/lima-rosetta"));
+        f.rosetta[0].version = None;
+        let r = detect(&f, &Catalog::embedded().unwrap());
+        assert!(r.rosetta.present && !r.rosetta.healthy);
+        assert!(r.rosetta.note.unwrap().contains("Apple"));
+    }
+
+    #[test]
+    fn family_guess_without_probes() {
+        let c = Catalog::embedded().unwrap();
+        let mut f = arm64(true, 4096, None);
+        f.native_probes = None;
+        f.probe_error = Some("user namespaces disabled".into());
+        let r = detect(&f, &c);
+        assert_eq!(r.native_method, NativeMethod::FamilyGuess);
+        assert_eq!(r.native, ["aarch64", "arm"]);
+        let x86 = HostFacts {
+            machine: "x86_64".into(),
+            kernel_release: "6.1.0".into(),
+            ..Default::default()
+        };
+        let r = detect(&x86, &c);
+        assert_eq!(r.native, ["i386", "i486", "x86_64"]);
+        assert!(!r.kernel.private_instances);
+        assert_eq!(r.x86_64_level, Some(1));
+    }
+
+    #[test]
+    fn uname_names_and_levels() {
+        for (m, q) in [
+            ("armv7l", Some("arm")),
+            ("armv6l", Some("arm")),
+            ("i686", Some("i386")),
+            ("ppc64le", Some("ppc64le")),
+            ("weird", None),
+        ] {
+            assert_eq!(qemu_arch_of_uname(m), q, "{m}");
+        }
+        assert_eq!(kernel_version("6.7.0-rc1"), Some((6, 7)));
+        assert_eq!(kernel_version("garbage"), None);
+        let flags = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let v2 = "cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3";
+        let v3 = format!("{v2} avx avx2 bmi1 bmi2 f16c fma abm movbe xsave");
+        let v4 = format!("{v3} avx512f avx512bw avx512cd avx512dq avx512vl");
+        assert_eq!(x86_64_level(&flags("fpu sse2")), 1);
+        assert_eq!(x86_64_level(&flags(v2)), 2);
+        assert_eq!(x86_64_level(&flags(&v3)), 3);
+        assert_eq!(x86_64_level(&flags(&v4)), 4);
+    }
+}

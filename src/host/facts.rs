@@ -1,0 +1,168 @@
+//! Gathers raw host facts (uname, procfs, probes, Rosetta shares) without deciding anything.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where Apple's Rosetta share is mounted by the VM managers we know.
+pub const ROSETTA_SHARES: &[&str] = &[
+    "/media/rosetta",
+    "/mnt/lima-rosetta",
+    "/mnt",
+    "/run/rosetta",
+];
+
+/// One place Rosetta might be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosettaFact {
+    pub path: PathBuf,
+    pub executable: bool,
+    /// The share is a virtiofs mount, as Apple's Virtualization.framework provides.
+    pub virtiofs: bool,
+    /// The `version: Rosetta-NNN` line Rosetta prints when run with no arguments.
+    pub version: Option<String>,
+}
+
+/// Everything detection needs, as observed. Built by [`gather`] or by tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// `uname -m`.
+    pub machine: String,
+    /// `uname -r`.
+    pub kernel_release: String,
+    pub page_size: u64,
+    /// binfmt_misc is listed in /proc/filesystems.
+    pub binfmt_supported: bool,
+    pub binfmt_mounted: bool,
+    /// Contents of `status`, when mounted.
+    pub binfmt_enabled: Option<bool>,
+    /// Container manager name, when we run inside one.
+    pub container: Option<String>,
+    /// `/proc/self/uid_map` is not the identity map of the initial namespace.
+    pub nested_userns: bool,
+    /// CPU feature flags (x86 `flags`, arm `Features`).
+    pub cpu_flags: Vec<String>,
+    /// Exit of each ISA's probe in an empty private binfmt_misc instance: (qemu arch, ran).
+    pub native_probes: Option<Vec<(String, bool)>>,
+    /// Why probes could not be run, when they could not.
+    pub probe_error: Option<String>,
+    pub rosetta: Vec<RosettaFact>,
+}
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// Container detection from the usual markers.
+fn container() -> Option<String> {
+    if let Some(c) = read("/run/systemd/container") {
+        return Some(c.trim().to_string());
+    }
+    if Path::new("/run/.containerenv").exists() {
+        return Some("podman".into());
+    }
+    if Path::new("/.dockerenv").exists() {
+        return Some("docker".into());
+    }
+    if let Ok(env) = std::fs::read("/proc/1/environ") {
+        for var in env.split(|b| *b == 0) {
+            if let Some(v) = var.strip_prefix(b"container=") {
+                return Some(String::from_utf8_lossy(v).into_owned());
+            }
+        }
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        return Some("kubernetes".into());
+    }
+    None
+}
+
+fn cpu_flags() -> Vec<String> {
+    let Some(info) = read("/proc/cpuinfo") else {
+        return vec![];
+    };
+    info.lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn is_virtiofs(dir: &Path) -> bool {
+    // virtiofs reports the FUSE magic.
+    const FUSE_SUPER_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x6573_5546);
+    nix::sys::statfs::statfs(dir)
+        .map(|s| s.filesystem_type() == FUSE_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// Looks for Rosetta at each known share, and asks it for its version.
+pub fn rosetta_facts() -> Vec<RosettaFact> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for share in ROSETTA_SHARES {
+        let path = Path::new(share).join("rosetta");
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let executable = meta.is_file() && meta.permissions().mode() & 0o111 != 0;
+        let version = executable
+            .then(|| crate::catalog::discover::run_for_output(&path, &[], 2))
+            .flatten()
+            .and_then(|o| {
+                o.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("version:")
+                        .map(|v| v.trim().to_string())
+                })
+            });
+        out.push(RosettaFact {
+            path,
+            executable,
+            virtiofs: is_virtiofs(Path::new(share)),
+            version,
+        });
+    }
+    out
+}
+
+/// Reads every fact from the running system. Probes need a user namespace; when that fails,
+/// `native_probes` is `None` and `probe_error` says why.
+pub fn gather(binfmt_misc: &Path, probe_arches: &[String]) -> HostFacts {
+    let uts = nix::sys::utsname::uname().ok();
+    let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uts.as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map(|v| v as u64)
+        .unwrap_or(4096);
+    let mounted = crate::kernel::mount::is_binfmt_mount(binfmt_misc);
+    let binfmt_enabled = mounted
+        .then(|| std::fs::read_to_string(binfmt_misc.join("status")).ok())
+        .flatten()
+        .map(|s| s.trim() == "enabled");
+    let nested_userns = read("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false);
+    let (native_probes, probe_error) = match crate::probe::native::run_native_probes(probe_arches) {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    HostFacts {
+        machine: field(|u| u.machine()),
+        kernel_release: field(|u| u.release()),
+        page_size,
+        binfmt_supported: crate::kernel::mount::kernel_supports(),
+        binfmt_mounted: mounted,
+        binfmt_enabled,
+        container: container(),
+        nested_userns,
+        cpu_flags: cpu_flags(),
+        native_probes,
+        probe_error,
+        rosetta: rosetta_facts(),
+    }
+}

@@ -1,0 +1,420 @@
+//! Applies plans through the kernel seam, records ownership, persists, and verifies.
+
+use super::verify::{self, Verification};
+use super::{Context, OpsError};
+use crate::catalog::discover;
+use crate::catalog::Selection;
+use crate::kernel::{mount, EntryAction};
+use crate::persist::{binfmt_d, OwnedEntry};
+use crate::plan::{self, Action, EntryDecision, EntryOp, EntryPlan, HandlerPlan, InstallPolicy};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// An install request, as given on the command line or over D-Bus.
+#[derive(Debug, Clone, Default)]
+pub struct InstallRequest {
+    /// `all` or a comma-separated list.
+    pub list: String,
+    pub policy: InstallPolicy,
+    pub dry_run: bool,
+    /// Write systemd binfmt.d files.
+    pub persist: bool,
+    /// Run probes after registering (on by default).
+    pub verify: bool,
+}
+
+/// Result for one handler.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerResult {
+    #[serde(flatten)]
+    pub plan: HandlerPlan,
+    /// `ok`, `skipped` or `failed`.
+    pub result: &'static str,
+    pub error: Option<String>,
+    pub verify: Option<Verification>,
+    pub persisted: Option<String>,
+}
+
+/// What `install` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallReport {
+    pub schema: &'static str,
+    pub binfmt_misc: String,
+    pub dry_run: bool,
+    pub mounted_now: bool,
+    pub native: Vec<String>,
+    pub handlers: Vec<HandlerResult>,
+    pub warnings: Vec<String>,
+    pub probe_seconds: Option<f64>,
+    pub ok: bool,
+}
+
+fn failed(r: &mut HandlerResult, why: String) {
+    r.result = "failed";
+    r.error = Some(why);
+}
+
+/// Plans and (unless dry-run) applies an install, then verifies each handler.
+pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, OpsError> {
+    let selection = ctx.catalog.select(&req.list)?;
+    let host = ctx.host();
+    let mut warnings = Vec::new();
+    if let Some(e) = &host.probe_error {
+        warnings.push(format!(
+            "native ISAs were guessed from QEMU's family table: {e}"
+        ));
+    }
+    let mounted_now = if req.dry_run {
+        false
+    } else {
+        mount::ensure_mounted(&ctx.kernel.path())? == mount::MountOutcome::MountedNow
+    };
+    let _lock = if req.dry_run {
+        None
+    } else {
+        Some(ctx.state.lock()?)
+    };
+    let loaded = ctx.state.load();
+    warnings.extend(loaded.warning);
+    let mut state = loaded.state;
+    let snap = ctx.kernel.snapshot()?;
+    if !req.dry_run && !snap.mounted {
+        return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
+    }
+    if snap.mounted && !snap.enabled {
+        warnings.push("binfmt_misc is globally disabled (status is 0): no handler runs until `echo 1 > status`".into());
+    }
+    let preserve = req.policy.preserve_argv0.unwrap_or(false)
+        || req.policy.flags.is_some_and(|f| f.preserve_argv0);
+    let names = plan::candidates(&ctx.catalog, &selection, host.rosetta.healthy, &req.policy);
+    let search = discover::search_path();
+    let interpreters: BTreeMap<_, _> = std::thread::scope(|s| {
+        let hs: Vec<_> = names
+            .iter()
+            .filter_map(|n| ctx.catalog.get(n))
+            .filter(|h| !host.native.contains(&h.arch))
+            .map(|h| s.spawn(|| (h.name.clone(), discover::discover(h, &search, preserve))))
+            .collect();
+        hs.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let plans = plan::plan_install(&plan::PlanInput {
+        catalog: &ctx.catalog,
+        selection: &selection,
+        native: &host.native,
+        entries: &snap.entries,
+        state: &state,
+        interpreters: &interpreters,
+        rosetta_healthy: host.rosetta.healthy,
+        policy: &req.policy,
+    });
+    let mut results: Vec<HandlerResult> = plans
+        .into_iter()
+        .map(|p| {
+            let result = match &p.action {
+                Action::Fail { reason } => {
+                    let e = Some(reason.clone());
+                    return HandlerResult {
+                        plan: p,
+                        result: "failed",
+                        error: e,
+                        verify: None,
+                        persisted: None,
+                    };
+                }
+                a if a.yields_entry() => "ok",
+                _ => "skipped",
+            };
+            HandlerResult {
+                plan: p,
+                result,
+                error: None,
+                verify: None,
+                persisted: None,
+            }
+        })
+        .collect();
+    if req.dry_run {
+        let ok = results.iter().all(|r| r.result != "failed");
+        return Ok(report(
+            ctx,
+            req,
+            mounted_now,
+            host.native,
+            results,
+            warnings,
+            None,
+            ok,
+        ));
+    }
+    for r in results.iter_mut().filter(|r| r.result == "ok") {
+        let Some(rule) = r.plan.rule.clone() else {
+            continue;
+        };
+        let line = r.plan.line.clone().unwrap_or_default();
+        let step = (|| -> Result<(), String> {
+            match &r.plan.action {
+                Action::Register | Action::Replace { .. } => {
+                    if let Action::Replace { remove } = &r.plan.action {
+                        for name in remove {
+                            ctx.kernel
+                                .act(name, EntryAction::Remove)
+                                .map_err(|e| e.to_string())?;
+                            state.entries.remove(name);
+                        }
+                    }
+                    // Record intent first: a kill between here and the write leaves a state
+                    // entry for an absent kernel entry, which the next install repairs.
+                    state.entries.insert(
+                        rule.name.clone(),
+                        OwnedEntry {
+                            handler: r.plan.handler.clone(),
+                            platform: r.plan.platform.clone(),
+                            line: line.clone(),
+                            persisted: None,
+                        },
+                    );
+                    ctx.state.save(&state).map_err(|e| e.to_string())?;
+                    ctx.kernel.register(&rule).map_err(|e| e.to_string())
+                }
+                Action::Enable => ctx
+                    .kernel
+                    .act(&rule.name, EntryAction::Enable)
+                    .map_err(|e| e.to_string()),
+                _ => Ok(()),
+            }
+        })();
+        if let Err(e) = step {
+            if matches!(r.plan.action, Action::Register | Action::Replace { .. }) {
+                state.entries.remove(&rule.name);
+            }
+            failed(r, e);
+            continue;
+        }
+        if req.persist
+            && matches!(
+                r.plan.action,
+                Action::Register
+                    | Action::Replace { .. }
+                    | Action::Enable
+                    | Action::Keep { owned: true }
+            )
+        {
+            match binfmt_d::write(&ctx.paths.binfmt_d_dir, &rule) {
+                Ok(path) => {
+                    r.persisted = Some(path.display().to_string());
+                    if let Some(o) = state.entries.get_mut(&rule.name) {
+                        o.persisted = Some(path);
+                    }
+                }
+                Err(e) => failed(
+                    r,
+                    format!(
+                        "registered, but cannot write binfmt.d file in {}: {e}",
+                        ctx.paths.binfmt_d_dir.display()
+                    ),
+                ),
+            }
+        }
+    }
+    ctx.state.save(&state)?;
+    // Verify: read back, then probe every handler that should now work.
+    let after = ctx.kernel.snapshot()?;
+    let mut probe_seconds = None;
+    let mut to_probe = Vec::new();
+    for r in results.iter_mut().filter(|r| r.result == "ok") {
+        let Some(rule) = &r.plan.rule else { continue };
+        let (ok, detail) = verify::read_back(rule, &after.entries);
+        let header = ctx
+            .catalog
+            .get(&r.plan.handler)
+            .map(plan::sample_header)
+            .unwrap_or_default();
+        let wins = crate::kernel::codec::winner(&after.entries, after.enabled, &header, None)
+            .is_some_and(|w| w.name == rule.name);
+        r.verify = Some(Verification {
+            read_back: ok,
+            read_back_detail: detail.clone(),
+            wins,
+            probe: None,
+            chrooted: false,
+        });
+        if !ok {
+            failed(r, detail.unwrap_or_default());
+        } else if req.verify && wins {
+            to_probe.push(r.plan.arch.clone());
+        } else if !wins {
+            r.plan.warnings.push(
+                "another entry wins for this ISA, so the probe was not run through this handler"
+                    .into(),
+            );
+        }
+    }
+    if req.verify && !to_probe.is_empty() {
+        to_probe.sort();
+        to_probe.dedup();
+        let (outcomes, chrooted, took) = verify::run_probes(&to_probe, &ctx.probe_dir);
+        probe_seconds = Some(took.as_secs_f64());
+        if !chrooted {
+            warnings.push(
+                "probes ran without chroot (CAP_SYS_CHROOT missing), so the F flag was not proven"
+                    .into(),
+            );
+        }
+        for r in results.iter_mut().filter(|r| r.result == "ok") {
+            let Some((_, outcome)) = outcomes.iter().find(|(a, _)| *a == r.plan.arch) else {
+                continue;
+            };
+            let Some(v) = r.verify.as_mut() else { continue };
+            if !v.wins {
+                continue;
+            }
+            v.probe = Some(outcome.clone());
+            v.chrooted = chrooted;
+            if !outcome.passed() {
+                let why = format!("registered, but the probe failed: {}", outcome.describe());
+                failed(r, why);
+            }
+        }
+    }
+    let ok = results.iter().all(|r| r.result != "failed");
+    Ok(report(
+        ctx,
+        req,
+        mounted_now,
+        host.native,
+        results,
+        warnings,
+        probe_seconds,
+        ok,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    ctx: &Context,
+    req: &InstallRequest,
+    mounted_now: bool,
+    native: Vec<String>,
+    handlers: Vec<HandlerResult>,
+    warnings: Vec<String>,
+    probe_seconds: Option<f64>,
+    ok: bool,
+) -> InstallReport {
+    InstallReport {
+        schema: "binfmtd.install/v1",
+        binfmt_misc: ctx.kernel.path().display().to_string(),
+        dry_run: req.dry_run,
+        mounted_now,
+        native,
+        handlers,
+        warnings,
+        probe_seconds,
+        ok,
+    }
+}
+
+/// Result for one entry of uninstall/enable/disable.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryResult {
+    #[serde(flatten)]
+    pub decision: EntryDecision,
+    pub result: &'static str,
+    pub error: Option<String>,
+}
+
+/// What uninstall/enable/disable report.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntriesReport {
+    pub schema: &'static str,
+    pub operation: &'static str,
+    pub binfmt_misc: String,
+    pub dry_run: bool,
+    pub entries: Vec<EntryResult>,
+    pub ok: bool,
+}
+
+/// Uninstalls, enables or disables entries; never touches foreign entries without force.
+pub fn change_entries(
+    ctx: &Context,
+    list: &str,
+    op: EntryOp,
+    force: bool,
+    dry_run: bool,
+) -> Result<EntriesReport, OpsError> {
+    let selection = ctx.catalog.select(list)?;
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(ctx.state.lock()?)
+    };
+    let loaded = ctx.state.load();
+    let mut state = loaded.state;
+    let snap = ctx.kernel.snapshot()?;
+    if !snap.mounted {
+        return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
+    }
+    let decisions = plan::plan_entries(&ctx.catalog, &selection, &snap.entries, &state, op, force);
+    let mut out = Vec::new();
+    let explicit = matches!(selection, Selection::Handlers(_));
+    for d in decisions {
+        let action = match d.plan {
+            EntryPlan::Remove => Some(EntryAction::Remove),
+            EntryPlan::Enable => Some(EntryAction::Enable),
+            EntryPlan::Disable => Some(EntryAction::Disable),
+            _ => None,
+        };
+        let mut res = EntryResult {
+            result: match d.plan {
+                EntryPlan::SkipForeign if explicit => "failed",
+                EntryPlan::SkipForeign | EntryPlan::Absent | EntryPlan::Unchanged => "skipped",
+                _ => "ok",
+            },
+            error: matches!(d.plan, EntryPlan::SkipForeign).then(|| {
+                format!(
+                    "entry {} was not created by binfmtd; pass --force to change it anyway",
+                    d.name
+                )
+            }),
+            decision: d,
+        };
+        if let (Some(a), false) = (action, dry_run) {
+            if let Err(e) = ctx.kernel.act(&res.decision.name, a) {
+                res.result = "failed";
+                res.error = Some(e.to_string());
+            } else if a == EntryAction::Remove {
+                state.entries.remove(&res.decision.name);
+            }
+        }
+        if op == EntryOp::Remove && !dry_run && res.result == "ok" {
+            if let Err(e) = binfmt_d::remove(&ctx.paths.binfmt_d_dir, &res.decision.name) {
+                res.result = "failed";
+                res.error = Some(format!(
+                    "entry removed, but cannot delete its binfmt.d file in {}: {e}",
+                    ctx.paths.binfmt_d_dir.display()
+                ));
+            }
+        }
+        out.push(res);
+    }
+    if op == EntryOp::Remove && !dry_run {
+        // Forget owned names that no longer exist in the kernel at all.
+        let after = ctx.kernel.snapshot()?;
+        state
+            .entries
+            .retain(|n, _| after.entries.iter().any(|e| &e.name == n));
+        ctx.state.save(&state)?;
+    }
+    let ok = out.iter().all(|r| r.result != "failed");
+    Ok(EntriesReport {
+        schema: "binfmtd.entries/v1",
+        operation: match op {
+            EntryOp::Remove => "uninstall",
+            EntryOp::Enable => "enable",
+            EntryOp::Disable => "disable",
+        },
+        binfmt_misc: ctx.kernel.path().display().to_string(),
+        dry_run,
+        entries: out,
+        ok,
+    })
+}

@@ -1,0 +1,63 @@
+//! Everything an operation needs: paths, catalog, the kernel seam, state and host facts.
+
+use crate::catalog::Catalog;
+use crate::config::Paths;
+use crate::host::{self, HostReport};
+use crate::kernel::{Binfmt, ProcBinfmt};
+use crate::persist::StateStore;
+use std::path::PathBuf;
+
+/// The environment of one operation.
+pub struct Context {
+    pub paths: Paths,
+    pub catalog: Catalog,
+    pub kernel: Box<dyn Binfmt + Send + Sync>,
+    pub state: StateStore,
+    /// Where probes are staged (an empty directory is created inside per probe).
+    pub probe_dir: PathBuf,
+    /// Extra directories systemd's binfmt.d files are read from, for owner attribution.
+    pub binfmt_d_dirs: Vec<PathBuf>,
+}
+
+impl Context {
+    /// The real system at the given paths.
+    pub fn system(paths: Paths) -> Result<Self, crate::catalog::CatalogError> {
+        let catalog = Catalog::load(Some(&paths.interpreters_d()))?;
+        let mut binfmt_d_dirs = vec![paths.binfmt_d_dir.clone()];
+        for d in crate::persist::binfmt_d::SYSTEM_DIRS {
+            let d = PathBuf::from(d);
+            if !binfmt_d_dirs.contains(&d) {
+                binfmt_d_dirs.push(d);
+            }
+        }
+        Ok(Context {
+            kernel: Box::new(ProcBinfmt::new(paths.binfmt_misc.clone())),
+            state: StateStore::Dir(paths.state_dir.clone()),
+            catalog,
+            probe_dir: std::env::temp_dir(),
+            binfmt_d_dirs,
+            paths,
+        })
+    }
+
+    /// The QEMU arch names that have a probe, to test natively.
+    pub fn probe_arches(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .catalog
+            .handlers
+            .values()
+            .filter(|h| h.translator == crate::catalog::Translator::Qemu)
+            .map(|h| h.arch.clone())
+            .filter(|a| crate::probe::exit_program(a, 0).is_some())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Gathers host facts and decides on them.
+    pub fn host(&self) -> HostReport {
+        let facts = host::facts::gather(&self.paths.binfmt_misc, &self.probe_arches());
+        host::detect(&facts, &self.catalog)
+    }
+}

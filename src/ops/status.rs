@@ -1,0 +1,214 @@
+//! Read-only views: every kernel entry with owner and winner, and runnable platforms.
+
+use super::{Context, OpsError};
+use crate::catalog::{Catalog, Translator};
+use crate::kernel::codec;
+use crate::model::Entry;
+use crate::persist::{binfmt_d, State};
+use crate::plan::sample_header;
+use crate::probe::run::ProbeOutcome;
+use serde::Serialize;
+
+/// One kernel entry as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryStatus {
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// `binfmtd`, or who else registered it, or `unknown`.
+    pub owner: String,
+    pub owned: bool,
+    /// The catalog ISA (QEMU arch name) this entry serves, if it serves one.
+    pub arch: Option<String>,
+    pub platform: Option<String>,
+    /// The kernel picks this entry for its ISA's binaries.
+    pub wins: bool,
+    /// The entry that wins instead, when this one is shadowed.
+    pub shadowed_by: Option<String>,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub schema: &'static str,
+    pub binfmt_misc: String,
+    pub mounted: bool,
+    pub enabled: bool,
+    pub entries: Vec<EntryStatus>,
+    pub unreadable: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+/// The catalog ISA an entry would take binaries of: (arch, platform, probe header).
+pub fn served_isa<'a>(catalog: &'a Catalog, e: &Entry) -> Option<(&'a str, String, Vec<u8>)> {
+    // Prefer the handler with the same name, then the qemu handler whose sample matches.
+    let by_name = catalog
+        .get(&e.name)
+        .filter(|h| e.matcher.matches(&sample_header(h), None));
+    let h = by_name.or_else(|| {
+        catalog
+            .handlers
+            .values()
+            .filter(|h| h.translator == Translator::Qemu)
+            .find(|h| e.matcher.matches(&sample_header(h), None))
+    })?;
+    Some((h.arch.as_str(), h.primary_platform(), sample_header(h)))
+}
+
+/// Builds the status view from a snapshot (pure apart from owner attribution files).
+pub fn describe(
+    catalog: &Catalog,
+    entries: &[Entry],
+    enabled: bool,
+    state: &State,
+    binfmt_d_rules: &[(std::path::PathBuf, crate::model::Rule)],
+) -> Vec<EntryStatus> {
+    entries
+        .iter()
+        .map(|e| {
+            let owned = state.owns(e);
+            let owner = if owned {
+                "binfmtd".to_string()
+            } else {
+                binfmt_d::attribute(e, binfmt_d_rules).unwrap_or_else(|| "unknown".into())
+            };
+            let isa = served_isa(catalog, e);
+            let winner = isa
+                .as_ref()
+                .and_then(|(_, _, hdr)| codec::winner(entries, enabled, hdr, None));
+            let wins = winner.is_some_and(|w| w.name == e.name);
+            EntryStatus {
+                owner,
+                owned,
+                arch: isa.as_ref().map(|(a, _, _)| a.to_string()),
+                platform: isa.as_ref().map(|(_, p, _)| p.clone()),
+                wins,
+                shadowed_by: winner.filter(|w| w.name != e.name).map(|w| w.name.clone()),
+                entry: e.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Every entry in the kernel, binfmtd's or not.
+pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
+    let snap = ctx.kernel.snapshot()?;
+    let loaded = ctx.state.load();
+    let rules = binfmt_d::scan(&ctx.binfmt_d_dirs);
+    let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
+    if !snap.mounted {
+        warnings.push(format!(
+            "binfmt_misc is not mounted at {}; `sudo binfmtd install` mounts it",
+            snap.path.display()
+        ));
+    } else if !snap.enabled {
+        warnings.push("binfmt_misc is globally disabled: no foreign binary runs".into());
+    }
+    for (name, o) in &loaded.state.entries {
+        if !snap.entries.iter().any(|e| &e.name == name) && snap.mounted {
+            warnings.push(format!("binfmtd's entry {name} ({}) is missing from the kernel; `binfmtd install {}` restores it", o.platform, o.handler));
+        }
+    }
+    Ok(StatusReport {
+        schema: "binfmtd.status/v1",
+        binfmt_misc: snap.path.display().to_string(),
+        mounted: snap.mounted,
+        enabled: snap.enabled,
+        entries: describe(
+            &ctx.catalog,
+            &snap.entries,
+            snap.enabled,
+            &loaded.state,
+            &rules,
+        ),
+        unreadable: snap.unreadable,
+        warnings,
+    })
+}
+
+/// One runnable platform.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformStatus {
+    pub platform: String,
+    pub arch: String,
+    /// `native` or `emulated`.
+    pub how: &'static str,
+    /// The entry that runs it, when emulated.
+    pub handler: Option<String>,
+    pub interpreter: Option<String>,
+    pub verified: bool,
+    pub probe: Option<ProbeOutcome>,
+}
+
+/// What `platforms` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformsReport {
+    pub schema: &'static str,
+    /// OCI names, native first, as `docker buildx ls` lists them.
+    pub platforms: Vec<String>,
+    pub details: Vec<PlatformStatus>,
+    /// Handlers registered but failing their probe.
+    pub broken: Vec<PlatformStatus>,
+}
+
+/// Native platforms plus every emulated one whose winning handler passes its probe.
+pub fn platforms(ctx: &Context) -> Result<PlatformsReport, OpsError> {
+    let host = ctx.host();
+    let snap = ctx.kernel.snapshot()?;
+    let mut details = Vec::new();
+    for arch in &host.native {
+        if let Some(h) = ctx.catalog.qemu_for_arch(arch) {
+            for p in &h.platforms {
+                details.push(PlatformStatus {
+                    platform: p.clone(),
+                    arch: arch.clone(),
+                    how: "native",
+                    handler: None,
+                    interpreter: None,
+                    verified: true,
+                    probe: None,
+                });
+            }
+        }
+    }
+    let mut emulated: Vec<(String, Entry)> = Vec::new();
+    for h in ctx
+        .catalog
+        .handlers
+        .values()
+        .filter(|h| h.translator == Translator::Qemu && !host.native.contains(&h.arch))
+    {
+        if let Some(w) = codec::winner(&snap.entries, snap.enabled, &sample_header(h), None) {
+            emulated.push((h.arch.clone(), w.clone()));
+        }
+    }
+    let arches: Vec<String> = emulated.iter().map(|(a, _)| a.clone()).collect();
+    let (outcomes, _, _) = super::verify::run_probes(&arches, &ctx.probe_dir);
+    let mut broken = Vec::new();
+    for ((arch, entry), (_, outcome)) in emulated.into_iter().zip(outcomes) {
+        let Some(h) = ctx.catalog.qemu_for_arch(&arch) else {
+            continue;
+        };
+        for p in &h.platforms {
+            let s = PlatformStatus {
+                platform: p.clone(),
+                arch: arch.clone(),
+                how: "emulated",
+                handler: Some(entry.name.clone()),
+                interpreter: Some(entry.interpreter.display().to_string()),
+                verified: outcome.passed(),
+                probe: Some(outcome.clone()),
+            };
+            if outcome.passed() {
+                details.push(s);
+            } else {
+                broken.push(s);
+            }
+        }
+    }
+    Ok(PlatformsReport {
+        schema: "binfmtd.platforms/v1",
+        platforms: details.iter().map(|d| d.platform.clone()).collect(),
+        details,
+        broken,
+    })
+}

@@ -1,0 +1,240 @@
+//! Ownership state: the exact register line of every entry binfmtd created.
+
+use crate::kernel::codec;
+use crate::model::Entry;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+
+/// One entry binfmtd registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedEntry {
+    pub handler: String,
+    pub platform: String,
+    /// The register line written; ownership holds only while the kernel entry matches it.
+    pub line: String,
+    /// The binfmt.d file written for it by `--persist`, if any.
+    #[serde(default)]
+    pub persisted: Option<PathBuf>,
+}
+
+impl OwnedEntry {
+    /// True when the kernel entry is exactly what binfmtd registered.
+    pub fn matches(&self, entry: &Entry) -> bool {
+        codec::decode(&self.line).is_ok_and(|r| r.same_as(entry))
+    }
+}
+
+/// Everything binfmtd remembers between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// Owned entries by entry name.
+    #[serde(default)]
+    pub entries: BTreeMap<String, OwnedEntry>,
+}
+
+impl State {
+    /// True when binfmtd created this kernel entry and it is unchanged since.
+    pub fn owns(&self, entry: &Entry) -> bool {
+        self.entries
+            .get(&entry.name)
+            .is_some_and(|o| o.matches(entry))
+    }
+}
+
+/// Problems with the state file; none of them stops binfmtd from working.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create state directory {dir}: {source}; set --state-dir or BINFMTD_STATE_DIR to a writable directory")]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write state file {path}: {source}; ownership of new entries is not recorded")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where state lives: a directory, or memory (the sandbox keeps nothing).
+#[derive(Debug)]
+pub enum StateStore {
+    Dir(PathBuf),
+    Memory(std::sync::Mutex<State>),
+}
+
+/// An exclusive lock over the state for the duration of one operation.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: Option<File>,
+}
+
+/// Result of loading: the state plus a warning when the file was unreadable.
+#[derive(Debug)]
+pub struct Loaded {
+    pub state: State,
+    pub warning: Option<String>,
+}
+
+impl StateStore {
+    /// Takes the exclusive lock (blocks while another binfmtd operation runs).
+    pub fn lock(&self) -> Result<StateLock, StateError> {
+        let StateStore::Dir(dir) = self else {
+            return Ok(StateLock { _file: None });
+        };
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Dir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(LOCK_FILE);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StateError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        file.lock()
+            .map_err(|source| StateError::Lock { path, source })?;
+        Ok(StateLock { _file: Some(file) })
+    }
+
+    /// Loads the state. A missing file is an empty state; a corrupt one is moved aside
+    /// (`state.json.corrupt`) and reported, and binfmtd carries on without touching the kernel.
+    pub fn load(&self) -> Loaded {
+        let dir = match self {
+            StateStore::Dir(dir) => dir,
+            StateStore::Memory(m) => {
+                return Loaded {
+                    state: m.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                    warning: None,
+                }
+            }
+        };
+        let path = dir.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Loaded {
+                    state: State::default(),
+                    warning: None,
+                }
+            }
+            Err(e) => {
+                return Loaded {
+                    state: State::default(),
+                    warning: Some(format!(
+                    "cannot read state file {}: {e}; treating every entry as not owned by binfmtd",
+                    path.display()
+                )),
+                }
+            }
+        };
+        match serde_json::from_str::<State>(&text) {
+            Ok(s) => Loaded {
+                state: s,
+                warning: None,
+            },
+            Err(e) => {
+                let aside = dir.join(format!("{STATE_FILE}.corrupt"));
+                let moved = std::fs::rename(&path, &aside).is_ok();
+                Loaded {
+                    state: State::default(),
+                    warning: Some(format!(
+                        "state file {} is corrupt ({e}){}; kernel entries were left as they are and are now treated as not owned by binfmtd; identical entries will be adopted again by the next install",
+                        path.display(),
+                        if moved { format!(", moved aside to {}", aside.display()) } else { String::new() }
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Saves the state atomically.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let dir = match self {
+            StateStore::Dir(dir) => dir,
+            StateStore::Memory(m) => {
+                *m.lock().unwrap_or_else(|p| p.into_inner()) = state.clone();
+                return Ok(());
+            }
+        };
+        let path = dir.join(STATE_FILE);
+        let mut text = serde_json::to_vec_pretty(state).unwrap_or_default();
+        text.push(b'\n');
+        super::atomic::write(&path, &text, 0o644)
+            .map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The directory, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            StateStore::Dir(d) => Some(d),
+            StateStore::Memory(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_and_corrupt_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::Dir(dir.path().join("s"));
+        let _l = store.lock().unwrap();
+        assert_eq!(store.load().state, State::default());
+        let mut s = State::default();
+        s.entries.insert(
+            "qemu-aarch64".into(),
+            OwnedEntry {
+                handler: "qemu-aarch64".into(),
+                platform: "linux/arm64".into(),
+                line: r":qemu-aarch64:M::\x7f::/usr/bin/q:F".into(),
+                persisted: None,
+            },
+        );
+        store.save(&s).unwrap();
+        assert_eq!(store.load().state, s);
+        std::fs::write(dir.path().join("s/state.json"), "{not json").unwrap();
+        let l = store.load();
+        assert_eq!(l.state, State::default());
+        assert!(l.warning.unwrap().contains("corrupt"));
+        assert!(dir.path().join("s/state.json.corrupt").exists());
+    }
+
+    #[test]
+    fn ownership_requires_identical_entry() {
+        let o = OwnedEntry {
+            handler: "h".into(),
+            platform: "p".into(),
+            line: r":h:M::\x7f\x45::/usr/bin/q:FC".into(),
+            persisted: None,
+        };
+        let mut e = crate::kernel::codec::parse_entry(
+            "h",
+            "enabled\ninterpreter /usr/bin/q\nflags: OCF\noffset 0\nmagic 7f45\n",
+        )
+        .unwrap();
+        assert!(o.matches(&e));
+        e.interpreter = "/usr/bin/other".into();
+        assert!(!o.matches(&e));
+    }
+}

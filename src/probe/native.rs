@@ -1,0 +1,31 @@
+//! Decides which ISAs the CPU runs natively by executing probes with no binfmt_misc handlers.
+
+use super::run::{probe_many, RunMode};
+use std::time::Duration;
+
+/// Why native probing could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeProbeError {
+    #[error("cannot create a private binfmt_misc instance to probe native ISAs: {0}; unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone / user.max_user_namespaces) or the kernel is older than 6.7")]
+    NoPrivateInstance(String),
+    #[error("cannot create a temporary directory for probes: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs every arch's probe in an empty private instance: (arch, runs natively).
+pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, NativeProbeError> {
+    crate::sandbox::ns::check_private_instance()
+        .map_err(|e| NativeProbeError::NoPrivateInstance(e.to_string()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("binfmtd-native-")
+        .tempdir()?;
+    let mode = RunMode {
+        chroot: false,
+        empty_instance: true,
+        timeout: Duration::from_secs(5),
+    };
+    Ok(probe_many(arches, tmp.path(), mode)
+        .into_iter()
+        .map(|(a, o)| (a, o.passed()))
+        .collect())
+}

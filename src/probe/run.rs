@@ -1,0 +1,193 @@
+//! Runs a probe program: from an empty directory, chrooted where possible, with a timeout.
+
+use serde::Serialize;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The exit code every probe is built to return.
+pub const PROBE_EXIT_CODE: u8 = 42;
+
+/// What happened when a probe was executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ProbeOutcome {
+    /// Exited with the expected code: the ISA runs (natively or through binfmt_misc).
+    Passed,
+    /// Exited with another code.
+    WrongExit { code: i32 },
+    /// Killed by a signal (e.g. SIGSEGV, SIGILL inside the emulator).
+    Signal { signal: i32, name: String },
+    /// execve failed: ENOEXEC means no handler matched.
+    ExecFailed { errno: i32, error: String },
+    /// Did not finish in time and was killed.
+    Timeout { seconds: u64 },
+    /// No probe exists for this ISA.
+    NoProbe,
+}
+
+impl ProbeOutcome {
+    pub fn passed(&self) -> bool {
+        matches!(self, ProbeOutcome::Passed)
+    }
+
+    /// One line for humans.
+    pub fn describe(&self) -> String {
+        match self {
+            ProbeOutcome::Passed => "probe exited 42 as expected".into(),
+            ProbeOutcome::WrongExit { code } => {
+                format!("probe exited {code}, expected {PROBE_EXIT_CODE}")
+            }
+            ProbeOutcome::Signal { name, .. } => format!("probe was killed by {name}"),
+            ProbeOutcome::ExecFailed { error, .. } => format!("exec of the probe failed: {error}"),
+            ProbeOutcome::Timeout { seconds } => format!("probe did not exit within {seconds}s"),
+            ProbeOutcome::NoProbe => "binfmtd has no probe program for this ISA".into(),
+        }
+    }
+}
+
+/// How a probe is run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunMode {
+    /// chroot into the probe's empty directory (proves the F flag); needs CAP_SYS_CHROOT.
+    pub chroot: bool,
+    /// Give the probe its own user + mount namespace with an empty binfmt_misc instance,
+    /// so that only the CPU itself can run it.
+    pub empty_instance: bool,
+    pub timeout: Duration,
+}
+
+/// Writes `bytes` as an executable `probe` into a fresh empty directory under `parent`.
+pub fn stage(parent: &Path, bytes: &[u8]) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("binfmtd-probe-")
+        .tempdir_in(parent)?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let path = dir.path().join("probe");
+    std::fs::write(&path, bytes)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
+fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Executes `dir/probe` and classifies the result.
+pub fn execute(dir: &Path, mode: RunMode) -> ProbeOutcome {
+    let mut cmd = if mode.chroot {
+        Command::new("/probe")
+    } else {
+        Command::new(dir.join("probe"))
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd.env_clear();
+    let root = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok();
+    let (chroot, empty) = (mode.chroot, mode.empty_instance);
+    // SAFETY: the closure runs in the forked child before exec and only makes raw
+    // system calls (unshare, mount, chroot, chdir) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if empty {
+                crate::sandbox::ns::enter_empty_instance_raw()?;
+            }
+            if chroot {
+                let Some(root) = root.as_ref() else {
+                    return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+                };
+                if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return ProbeOutcome::ExecFailed {
+                errno: e.raw_os_error().unwrap_or(0),
+                error: e.to_string(),
+            }
+        }
+    };
+    let start = Instant::now();
+    let mut nap = Duration::from_micros(200);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return match (status.code(), status.signal()) {
+                    (Some(c), _) if c == i32::from(PROBE_EXIT_CODE) => ProbeOutcome::Passed,
+                    (Some(code), _) => ProbeOutcome::WrongExit { code },
+                    (None, Some(signal)) => ProbeOutcome::Signal {
+                        signal,
+                        name: signal_name(signal),
+                    },
+                    (None, None) => ProbeOutcome::WrongExit { code: -1 },
+                }
+            }
+            Ok(None) if start.elapsed() > mode.timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return ProbeOutcome::Timeout {
+                    seconds: mode.timeout.as_secs(),
+                };
+            }
+            Ok(None) => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(5));
+            }
+            Err(e) => {
+                return ProbeOutcome::ExecFailed {
+                    errno: e.raw_os_error().unwrap_or(0),
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Builds, stages and runs the probe for `arch`.
+pub fn probe_arch(arch: &str, parent: &Path, mode: RunMode) -> ProbeOutcome {
+    let Some(bytes) = super::exit_program(arch, PROBE_EXIT_CODE) else {
+        return ProbeOutcome::NoProbe;
+    };
+    match stage(parent, &bytes) {
+        Ok(dir) => execute(dir.path(), mode),
+        Err(e) => ProbeOutcome::ExecFailed {
+            errno: e.raw_os_error().unwrap_or(0),
+            error: format!("cannot write the probe under {}: {e}", parent.display()),
+        },
+    }
+}
+
+/// Runs probes for several arches in parallel; results in input order.
+pub fn probe_many(arches: &[String], parent: &Path, mode: RunMode) -> Vec<(String, ProbeOutcome)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = arches
+            .iter()
+            .map(|a| s.spawn(move || (a.clone(), probe_arch(a, parent, mode))))
+            .collect();
+        handles
+            .into_iter()
+            .zip(arches)
+            .map(|(h, a)| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        a.clone(),
+                        ProbeOutcome::ExecFailed {
+                            errno: 0,
+                            error: "probe thread panicked".into(),
+                        },
+                    )
+                })
+            })
+            .collect()
+    })
+}
