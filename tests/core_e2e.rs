@@ -1,4 +1,5 @@
 //! End-to-end tests of install/uninstall/status/sandbox through the real binary, each in a
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! private binfmt_misc instance (`binfmtd sandbox --empty`), never the host's.
 
 mod common;
@@ -14,7 +15,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
@@ -35,7 +38,11 @@ impl Env {
             .args(["sandbox", "--empty", "--", "sh", "-ec", script])
             .output()
             .unwrap();
-        eprintln!("--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 }
@@ -78,7 +85,13 @@ fn install_all_then_foreign_binaries_run() {
     let d = docs(&out);
     let install = &d[0];
     assert_eq!(install["ok"], true);
-    for h in ["qemu-aarch64", "qemu-riscv64", "qemu-arm", "qemu-s390x", "qemu-ppc64le"] {
+    for h in [
+        "qemu-aarch64",
+        "qemu-riscv64",
+        "qemu-arm",
+        "qemu-s390x",
+        "qemu-ppc64le",
+    ] {
         let h = handler(install, h);
         assert_eq!(h["action"], "register", "{h}");
         assert_eq!(h["verify"]["read_back"], true, "{h}");
@@ -87,9 +100,13 @@ fn install_all_then_foreign_binaries_run() {
     }
     assert_eq!(handler(install, "qemu-x86_64")["action"], "skip_native");
     // Status sees them all as binfmtd's, each winning for its platform.
-    let status: Value = serde_json::from_str(text.rsplit("hello from riscv64\n").next().unwrap()).unwrap();
+    let status: Value =
+        serde_json::from_str(text.rsplit("hello from riscv64\n").next().unwrap()).unwrap();
     let entries = status["entries"].as_array().unwrap();
-    let a64 = entries.iter().find(|e| e["name"] == "qemu-aarch64").unwrap();
+    let a64 = entries
+        .iter()
+        .find(|e| e["name"] == "qemu-aarch64")
+        .unwrap();
     assert_eq!(a64["owner"], "binfmtd");
     assert_eq!(a64["wins"], true);
     assert_eq!(a64["platform"], "linux/arm64");
@@ -120,14 +137,25 @@ ls /proc/sys/fs/binfmt_misc
     assert_eq!(a64["provider"], "qemu-aarch64");
     assert_eq!(handler(first, "qemu-riscv64")["action"], "register");
     for h in second["handlers"].as_array().unwrap() {
-        assert!(!matches!(h["action"].as_str(), Some("register" | "replace")), "second install changed {h}");
+        assert!(
+            !matches!(h["action"].as_str(), Some("register" | "replace")),
+            "second install changed {h}"
+        );
     }
     assert_eq!(handler(second, "qemu-riscv64")["action"], "keep");
     assert_eq!(handler(second, "qemu-riscv64")["owned"], true);
-    let removed: Vec<&str> = uninstall["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let removed: Vec<&str> = uninstall["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert!(removed.contains(&"qemu-riscv64"));
     assert!(!removed.contains(&"qemu-aarch64") && !removed.contains(&"python3.11"));
-    assert_eq!(std::fs::read(env.path("before")).unwrap(), std::fs::read(env.path("after")).unwrap());
+    assert_eq!(
+        std::fs::read(env.path("before")).unwrap(),
+        std::fs::read(env.path("after")).unwrap()
+    );
     let listing = stdout(&out);
     let tail = listing.rsplit("===").next().unwrap();
     assert!(!tail.contains("qemu-riscv64"), "{tail}");
@@ -151,10 +179,16 @@ test ! -e /proc/sys/fs/binfmt_misc/aarch64-other
     let out = env.sandbox_sh(script);
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.contains("exit=1"), "explicit install blocked by a foreign entry must exit 1");
+    assert!(
+        text.contains("exit=1"),
+        "explicit install blocked by a foreign entry must exit 1"
+    );
     let d = docs(&out);
     assert_eq!(handler(&d[0], "qemu-aarch64")["action"], "skip_foreign");
-    assert_eq!(d[1]["entries"][0]["result"], "failed", "disable of a foreign entry needs --force");
+    assert_eq!(
+        d[1]["entries"][0]["result"], "failed",
+        "disable of a foreign entry needs --force"
+    );
     assert_eq!(handler(&d[2], "qemu-aarch64")["action"], "replace");
     assert_eq!(d[3]["entries"][0]["action"], "disable");
     assert!(text.contains("disabled\n"));
@@ -164,20 +198,31 @@ test ! -e /proc/sys/fs/binfmt_misc/aarch64-other
 #[test]
 fn dry_run_prints_exact_lines_and_changes_nothing() {
     let env = Env::new();
-    let out = env.sandbox_sh("$BIN install riscv64,s390x --dry-run; ls /proc/sys/fs/binfmt_misc | wc -l");
+    let out =
+        env.sandbox_sh("$BIN install riscv64,s390x --dry-run; ls /proc/sys/fs/binfmt_misc | wc -l");
     assert!(out.status.success());
     let text = stdout(&out);
     assert!(text.contains(r":qemu-riscv64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00:"), "{text}");
     assert!(text.contains(":qemu-s390x:M::"), "{text}");
-    assert!(text.trim_end().ends_with('2'), "only register and status may exist: {text}");
+    assert!(
+        text.trim_end().ends_with('2'),
+        "only register and status may exist: {text}"
+    );
 }
 
 #[test]
 fn persisted_files_reproduce_identical_entries_with_systemd_binfmt() {
     let sd = Path::new("/usr/lib/systemd/systemd-binfmt");
-    let sd = if sd.exists() { sd.to_path_buf() } else { PathBuf::from("/lib/systemd/systemd-binfmt") };
+    let sd = if sd.exists() {
+        sd.to_path_buf()
+    } else {
+        PathBuf::from("/lib/systemd/systemd-binfmt")
+    };
     if !sd.exists() {
-        assert!(!common::in_ci(), "systemd-binfmt is missing; install systemd");
+        assert!(
+            !common::in_ci(),
+            "systemd-binfmt is missing; install systemd"
+        );
         eprintln!("skipped: no systemd-binfmt");
         return;
     }
@@ -206,7 +251,10 @@ ls $T/binfmt.d | wc -l
     }
     let text = stdout(&out);
     assert!(text.contains("binfmtd-qemu-riscv64.conf"));
-    assert!(text.trim_end().ends_with('0'), "uninstall must remove the binfmt.d files: {text}");
+    assert!(
+        text.trim_end().ends_with('0'),
+        "uninstall must remove the binfmt.d files: {text}"
+    );
 }
 
 #[test]
@@ -220,10 +268,17 @@ fn builder_scenario_in_a_debian_arm64_root() {
         .args(["--", "/bin/sh", "-c", "uname -m"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout(&out).trim(), "aarch64");
     // The same with a plain install and chroot, as a builder would do it.
-    let out = env.sandbox_sh(&format!("$BIN install linux/arm64 >/dev/null; chroot {} /bin/sh -c 'uname -m'", root.display()));
+    let out = env.sandbox_sh(&format!(
+        "$BIN install linux/arm64 >/dev/null; chroot {} /bin/sh -c 'uname -m'",
+        root.display()
+    ));
     assert!(out.status.success());
     assert_eq!(stdout(&out).trim(), "aarch64");
 }
@@ -232,9 +287,17 @@ fn builder_scenario_in_a_debian_arm64_root() {
 fn bad_input_is_rejected_clearly_and_changes_nothing() {
     let env = Env::new();
     let table: &[(&[&str], i32, &str)] = &[
-        (&["install", "linux/vax"], 2, "unknown platform or handler \"linux/vax\""),
+        (
+            &["install", "linux/vax"],
+            2,
+            "unknown platform or handler \"linux/vax\"",
+        ),
         (&["install", " , "], 2, "list is empty"),
-        (&["install", "all", "--flags", "XZ"], 2, "unknown binfmt_misc flag"),
+        (
+            &["install", "all", "--flags", "XZ"],
+            2,
+            "unknown binfmt_misc flag",
+        ),
         (&["uninstall", "nonsense"], 2, "unknown platform"),
     ];
     for (args, code, msg) in table {
@@ -244,12 +307,21 @@ fn bad_input_is_rejected_clearly_and_changes_nothing() {
         assert!(err.contains(msg), "{args:?}: {err}");
     }
     // JSON errors are documents too.
-    let out = env.cmd().args(["install", "linux/vax", "--json"]).output().unwrap();
+    let out = env
+        .cmd()
+        .args(["install", "linux/vax", "--json"])
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["schema"], "binfmtd.error/v1");
     assert_eq!(v["exit_code"], 2);
     // binfmt_misc unavailable: a directory that is not binfmt_misc, read-only status.
-    let out = env.cmd().args(["status", "--json", "--binfmt-misc"]).arg(env.path("none")).output().unwrap();
+    let out = env
+        .cmd()
+        .args(["status", "--json", "--binfmt-misc"])
+        .arg(env.path("none"))
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["mounted"], false);
 }
@@ -285,12 +357,45 @@ fn missing_interpreter_kernel_refusal_and_corrupt_state() {
     let env = Env::new();
     std::fs::create_dir_all(env.path("config/interpreters.d")).unwrap();
     // A drop-in pointing qemu-riscv64 at an interpreter that does not exist.
-    let catalog = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("interpreters/qemu-riscv64.toml")).unwrap();
-    let missing = catalog.lines().map(|l| if l.starts_with("interpreters") { "interpreters = [\"/nonexistent/qemu-riscv64\"]".to_string() } else { l.to_string() }).collect::<Vec<_>>().join("\n");
-    std::fs::write(env.path("config/interpreters.d/qemu-riscv64.toml"), &missing).unwrap();
+    let catalog = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("interpreters/qemu-riscv64.toml"),
+    )
+    .unwrap();
+    let missing = catalog
+        .lines()
+        .map(|l| {
+            if l.starts_with("interpreters") {
+                "interpreters = [\"/nonexistent/qemu-riscv64\"]".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(
+        env.path("config/interpreters.d/qemu-riscv64.toml"),
+        &missing,
+    )
+    .unwrap();
     // qemu-s390x on a noexec mount: the kernel refuses to open it for the F flag.
-    let s390 = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("interpreters/qemu-s390x.toml")).unwrap();
-    let noexec = s390.lines().map(|l| if l.starts_with("interpreters") { format!("interpreters = [\"{}/noexec/qemu-s390x-static\"]", env.dir.path().display()) } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+    let s390 = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("interpreters/qemu-s390x.toml"),
+    )
+    .unwrap();
+    let noexec = s390
+        .lines()
+        .map(|l| {
+            if l.starts_with("interpreters") {
+                format!(
+                    "interpreters = [\"{}/noexec/qemu-s390x-static\"]",
+                    env.dir.path().display()
+                )
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(env.path("config/interpreters.d/qemu-s390x.toml"), &noexec).unwrap();
     std::fs::create_dir_all(env.path("state")).unwrap();
     std::fs::write(env.path("state/state.json"), "{ corrupt").unwrap();
@@ -305,15 +410,29 @@ $BIN install arm64 --json; echo ===
     let d = docs(&out);
     let rv = handler(&d[0], "qemu-riscv64");
     assert_eq!(rv["result"], "failed");
-    assert!(rv["error"].as_str().unwrap().contains("/nonexistent/qemu-riscv64"), "{rv}");
+    assert!(
+        rv["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/qemu-riscv64"),
+        "{rv}"
+    );
     let s = handler(&d[1], "qemu-s390x");
     assert_eq!(s["result"], "failed");
     let e = s["error"].as_str().unwrap();
-    assert!(e.contains("refused register line") && e.contains(":qemu-s390x:M::") && e.contains("EACCES"), "{e}");
+    assert!(
+        e.contains("refused register line")
+            && e.contains(":qemu-s390x:M::")
+            && e.contains("EACCES"),
+        "{e}"
+    );
     // The corrupt state was reported (first run) and moved aside; installs carried on.
     assert!(d[0]["warnings"].to_string().contains("corrupt"), "{}", d[0]);
     assert!(env.path("state/state.json.corrupt").exists());
     assert_eq!(d[2]["ok"], true);
     let text = stdout(&out);
-    assert!(text.contains("exit=1\n===\n") || text.matches("exit=1").count() == 2, "{text}");
+    assert!(
+        text.contains("exit=1\n===\n") || text.matches("exit=1").count() == 2,
+        "{text}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Interpreter discovery: find a handler's interpreter, its version, and whether it is static.
 
 use super::{Handler, Translator};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +18,7 @@ pub const STANDARD_DIRS: &[&str] = &[
 ];
 
 /// An interpreter found on this system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interpreter {
     pub path: PathBuf,
     /// No PT_INTERP: safe with the F flag inside any container.
@@ -43,7 +43,13 @@ fn executable(p: &Path) -> bool {
 /// True when the ELF file has no PT_INTERP program header (static or static-pie).
 pub fn is_static(path: &Path) -> Option<bool> {
     use object::read::elf::{FileHeader, ProgramHeader};
-    let data = std::fs::read(path).ok()?;
+    // The program headers sit near the start; read 64 KiB, not a 5 MiB emulator.
+    let mut head = Vec::with_capacity(65536);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).ok()?, 65536),
+        &mut head,
+    )
+    .ok()?;
     let check = |data: &[u8]| -> Option<bool> {
         match object::FileKind::parse(data).ok()? {
             object::FileKind::Elf64 => {
@@ -69,7 +75,7 @@ pub fn is_static(path: &Path) -> Option<bool> {
             _ => None,
         }
     };
-    check(&data)
+    check(&head).or_else(|| check(&std::fs::read(path).ok()?))
 }
 
 /// Runs a program and returns what it printed (stdout then stderr), killed after `secs`.
@@ -143,6 +149,7 @@ pub fn discover(
     h: &Handler,
     search: &[PathBuf],
     preserve_argv0: bool,
+    cache: Option<&crate::persist::cache::Cache>,
 ) -> Result<Interpreter, Missing> {
     let cands = candidates(h, search, preserve_argv0);
     let Some(path) = cands.iter().find(|p| executable(p)).cloned() else {
@@ -158,6 +165,9 @@ pub fn discover(
             hint,
         });
     };
+    if let Some(hit) = cache.and_then(|c| c.interpreter(&path)) {
+        return Ok(hit);
+    }
     let version = match h.translator {
         Translator::Qemu | Translator::Fex | Translator::Box64 => {
             run_for_output(&path, &["--version"], 2)

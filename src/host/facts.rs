@@ -127,7 +127,12 @@ pub fn rosetta_facts() -> Vec<RosettaFact> {
 
 /// Reads every fact from the running system. Probes need a user namespace; when that fails,
 /// `native_probes` is `None` and `probe_error` says why.
-pub fn gather(binfmt_misc: &Path, probe_arches: &[String]) -> HostFacts {
+/// `cached_native` short-cuts the probes with results from earlier in this boot.
+pub fn gather(
+    binfmt_misc: &Path,
+    probe_arches: &[String],
+    cached_native: Option<Vec<(String, bool)>>,
+) -> HostFacts {
     let uts = nix::sys::utsname::uname().ok();
     let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
         uts.as_ref()
@@ -147,9 +152,12 @@ pub fn gather(binfmt_misc: &Path, probe_arches: &[String]) -> HostFacts {
     let nested_userns = read("/proc/self/uid_map")
         .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
         .unwrap_or(false);
-    let (native_probes, probe_error) = match crate::probe::native::run_native_probes(probe_arches) {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(e.to_string())),
+    let (native_probes, probe_error) = match cached_native {
+        Some(r) => (Some(r), None),
+        None => match crate::probe::native::run_native_probes(probe_arches) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
     };
     HostFacts {
         machine: field(|u| u.machine()),

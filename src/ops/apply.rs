@@ -57,7 +57,8 @@ fn failed(r: &mut HandlerResult, why: String) {
 /// Plans and (unless dry-run) applies an install, then verifies each handler.
 pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, OpsError> {
     let selection = ctx.catalog.select(&req.list)?;
-    let host = ctx.host();
+    let mut cache = ctx.cache();
+    let host = ctx.host_with(&mut cache, true);
     let mut warnings = Vec::new();
     if let Some(e) = &host.probe_error {
         warnings.push(format!(
@@ -93,10 +94,25 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
             .iter()
             .filter_map(|n| ctx.catalog.get(n))
             .filter(|h| !host.native.contains(&h.arch))
-            .map(|h| s.spawn(|| (h.name.clone(), discover::discover(h, &search, preserve))))
+            .map(|h| {
+                s.spawn(|| {
+                    (
+                        h.name.clone(),
+                        discover::discover(h, &search, preserve, Some(&cache)),
+                    )
+                })
+            })
             .collect();
         hs.into_iter().filter_map(|h| h.join().ok()).collect()
     });
+    for i in interpreters.values().flatten() {
+        if let Some(id) = crate::persist::cache::FileId::of(&i.path) {
+            cache.interpreters.insert(i.path.clone(), (id, i.clone()));
+        }
+    }
+    if !req.dry_run {
+        cache.save(ctx.state.dir());
+    }
     let plans = plan::plan_install(&plan::PlanInput {
         catalog: &ctx.catalog,
         selection: &selection,
@@ -146,11 +162,29 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
             ok,
         ));
     }
+    // Record intent for every entry about to be written, in one atomic save: a kill between
+    // here and the writes leaves state entries for absent kernel entries, which the next
+    // install simply registers.
+    for r in results.iter().filter(|r| r.result == "ok") {
+        if let (Action::Register | Action::Replace { .. }, Some(rule), Some(line)) =
+            (&r.plan.action, &r.plan.rule, &r.plan.line)
+        {
+            state.entries.insert(
+                rule.name.clone(),
+                OwnedEntry {
+                    handler: r.plan.handler.clone(),
+                    platform: r.plan.platform.clone(),
+                    line: line.clone(),
+                    persisted: None,
+                },
+            );
+        }
+    }
+    ctx.state.save(&state)?;
     for r in results.iter_mut().filter(|r| r.result == "ok") {
         let Some(rule) = r.plan.rule.clone() else {
             continue;
         };
-        let line = r.plan.line.clone().unwrap_or_default();
         let step = (|| -> Result<(), String> {
             match &r.plan.action {
                 Action::Register | Action::Replace { .. } => {
@@ -159,21 +193,11 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
                             ctx.kernel
                                 .act(name, EntryAction::Remove)
                                 .map_err(|e| e.to_string())?;
-                            state.entries.remove(name);
+                            if *name != rule.name {
+                                state.entries.remove(name);
+                            }
                         }
                     }
-                    // Record intent first: a kill between here and the write leaves a state
-                    // entry for an absent kernel entry, which the next install repairs.
-                    state.entries.insert(
-                        rule.name.clone(),
-                        OwnedEntry {
-                            handler: r.plan.handler.clone(),
-                            platform: r.plan.platform.clone(),
-                            line: line.clone(),
-                            persisted: None,
-                        },
-                    );
-                    ctx.state.save(&state).map_err(|e| e.to_string())?;
                     ctx.kernel.register(&rule).map_err(|e| e.to_string())
                 }
                 Action::Enable => ctx

@@ -4,6 +4,7 @@ use crate::catalog::Catalog;
 use crate::config::Paths;
 use crate::host::{self, HostReport};
 use crate::kernel::{Binfmt, ProcBinfmt};
+use crate::persist::cache::Cache;
 use crate::persist::StateStore;
 use std::path::PathBuf;
 
@@ -55,9 +56,32 @@ impl Context {
         v
     }
 
-    /// Gathers host facts and decides on them.
+    /// Gathers host facts (probing native ISAs afresh) and decides on them.
     pub fn host(&self) -> HostReport {
-        let facts = host::facts::gather(&self.paths.binfmt_misc, &self.probe_arches());
+        let mut cache = self.cache();
+        self.host_with(&mut cache, false)
+    }
+
+    /// The fact cache of this boot (empty for in-memory state).
+    pub fn cache(&self) -> Cache {
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Cache::load(self.state.dir(), &release)
+    }
+
+    /// Host facts, reusing native probe results cached earlier in this boot when `reuse`.
+    pub fn host_with(&self, cache: &mut Cache, reuse: bool) -> HostReport {
+        let arches = self.probe_arches();
+        let cached = if reuse {
+            cache.native_for(&arches)
+        } else {
+            None
+        };
+        let facts = host::facts::gather(&self.paths.binfmt_misc, &arches, cached);
+        if facts.native_probes.is_some() {
+            cache.native = facts.native_probes.clone();
+        }
         host::detect(&facts, &self.catalog)
     }
 }

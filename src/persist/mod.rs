@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod binfmt_d;
+pub mod cache;
 pub mod state;
 
 pub use state::{OwnedEntry, State, StateStore};
