@@ -1,4 +1,5 @@
 //! Runs every probe through its qemu-user binary directly (no binfmt_misc) and, on x86, natively.
+#![allow(clippy::unwrap_used)] // tests may unwrap (see the brief); a failure is the assertion
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
