@@ -1,0 +1,185 @@
+//! Machine code of `exit(code)` for each Linux ISA: load the argument and syscall number, trap.
+//!
+//! Every encoding here was checked against a real assembler or disassembler (GNU as/objdump,
+//! llvm-mc) and is run under qemu-user by `tests/probes_qemu.rs`. Register conventions are the
+//! Linux syscall ABIs; the syscall numbers live in the ISA table (`isa.rs`).
+
+use super::elf::Endian;
+
+/// The instruction sequence family; together with byte order and syscall number it gives
+/// the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Asm {
+    /// `mov edi, code; mov eax, nr; syscall`.
+    X86_64,
+    /// `mov ebx, code; mov eax, nr; int 0x80`.
+    I386,
+    /// `movz x0, code; movz x8, nr; svc 0`. A64 code is little-endian even on aarch64_be.
+    Aarch64,
+    /// EABI: `mov r0, code; mov r7, nr; svc 0`. Little-endian words: armeb uses BE8.
+    Arm,
+    /// `addiu a0, zero, code; addiu v0, zero, nr; syscall`.
+    Mips,
+    /// `li r3, code; li r0, nr; sc`.
+    Ppc,
+    /// ELFv1 ppc64: a function descriptor (entry, TOC, environment), then [`Asm::Ppc`] code.
+    Ppc64Descriptor,
+    /// `lghi r2, code; svc nr` (nr < 256 fits the SVC immediate).
+    S390x,
+    /// `mov code, o0; mov nr, g1; ta 0x10` (32-bit ABI).
+    Sparc32,
+    /// `mov code, o0; mov nr, g1; ta 0x6d` (64-bit ABI).
+    Sparc64,
+    /// `move.l #nr, d0; move.l #code, d1; trap #0`.
+    M68k,
+    /// `mov #code, r4; extu.b r4, r4; mov #nr, r3; extu.b r3, r3; trapa #0x11`.
+    Sh,
+    /// `lda a0, code(zero); lda v0, nr(zero); call_pal callsys`.
+    Alpha,
+    /// `ldi code, r26; be,l 0x100(sr2, r0), sr0, r31` with `ldi nr, r20` in the delay slot.
+    Hppa,
+    /// `li a0, code; li a7, nr; ecall`.
+    Riscv,
+    /// `ori a0, zero, code; ori a7, zero, nr; syscall 0`.
+    LoongArch,
+    /// `addik r5, r0, code; addik r12, r0, nr; brki r14, 0x8`.
+    MicroBlaze,
+    /// `l.addi r3, r0, code; l.addi r11, r0, nr; l.sys 1`.
+    Or1k,
+    /// `movi a6, code; movi a2, nr; syscall` (24-bit instructions, bit fields mirror per order).
+    Xtensa,
+    /// Three packets: `{ r0 = #code }`, `{ r6 = #nr }`, `{ trap0(#1) }`.
+    Hexagon,
+}
+
+fn words(endian: Endian, ws: &[u32]) -> Vec<u8> {
+    ws.iter()
+        .flat_map(|w| match endian {
+            Endian::Little => w.to_le_bytes(),
+            Endian::Big => w.to_be_bytes(),
+        })
+        .collect()
+}
+
+fn halves(endian: Endian, hs: &[u16]) -> Vec<u8> {
+    hs.iter()
+        .flat_map(|h| match endian {
+            Endian::Little => h.to_le_bytes(),
+            Endian::Big => h.to_be_bytes(),
+        })
+        .collect()
+}
+
+/// The code bytes. `nr` is the exit syscall number (every table entry is below 8192, the
+/// smallest immediate used); `code_address` is where the first byte is loaded.
+pub fn exit_code(asm: Asm, endian: Endian, nr: u32, code: u8, code_address: u64) -> Vec<u8> {
+    let c = u32::from(code);
+    match asm {
+        Asm::X86_64 | Asm::I386 => {
+            // mov edi/ebx, imm32; mov eax, imm32
+            let arg_reg = if asm == Asm::X86_64 { 0xbf } else { 0xbb };
+            let mut v = vec![arg_reg];
+            v.extend_from_slice(&c.to_le_bytes());
+            v.push(0xb8);
+            v.extend_from_slice(&nr.to_le_bytes());
+            v.extend_from_slice(if asm == Asm::X86_64 {
+                &[0x0f, 0x05]
+            } else {
+                &[0xcd, 0x80]
+            });
+            v
+        }
+        Asm::Aarch64 => words(
+            Endian::Little,
+            &[0xd280_0000 | (c << 5), 0xd280_0008 | (nr << 5), 0xd400_0001],
+        ),
+        Asm::Arm => words(
+            Endian::Little,
+            &[0xe3a0_0000 | c, 0xe3a0_7000 | nr, 0xef00_0000],
+        ),
+        Asm::Mips => words(endian, &[0x2404_0000 | c, 0x2402_0000 | nr, 0x0000_000c]),
+        Asm::Ppc => words(endian, &[0x3860_0000 | c, 0x3800_0000 | nr, 0x4400_0002]),
+        Asm::Ppc64Descriptor => {
+            // The descriptor is 24 bytes; the instructions follow it.
+            let entry = code_address + 24;
+            let mut v = match endian {
+                Endian::Little => entry.to_le_bytes().to_vec(),
+                Endian::Big => entry.to_be_bytes().to_vec(),
+            };
+            v.extend_from_slice(&[0; 16]); // TOC and environment pointers: unused
+            v.extend(exit_code(Asm::Ppc, endian, nr, code, code_address));
+            v
+        }
+        Asm::S390x => vec![0xa7, 0x29, 0x00, code, 0x0a, nr as u8],
+        Asm::Sparc32 | Asm::Sparc64 => {
+            let trap = if asm == Asm::Sparc32 { 0x10 } else { 0x6d };
+            words(
+                Endian::Big,
+                &[0x9010_2000 | c, 0x8210_2000 | nr, 0x91d0_2000 | trap],
+            )
+        }
+        Asm::M68k => {
+            let mut v = vec![0x20, 0x3c];
+            v.extend_from_slice(&nr.to_be_bytes());
+            v.extend_from_slice(&[0x22, 0x3c]);
+            v.extend_from_slice(&c.to_be_bytes());
+            v.extend_from_slice(&[0x4e, 0x40]);
+            v
+        }
+        Asm::Sh => halves(
+            endian,
+            &[
+                0xe400 | u16::from(code),
+                0x644c,
+                0xe300 | (nr as u16 & 0xff),
+                0x633c,
+                0xc311,
+            ],
+        ),
+        Asm::Alpha => words(
+            Endian::Little,
+            &[0x221f_0000 | c, 0x201f_0000 | nr, 0x0000_0083],
+        ),
+        Asm::Hppa => words(
+            Endian::Big,
+            &[0x341a_0000 | (c << 1), 0xe400_8200, 0x3414_0000 | (nr << 1)],
+        ),
+        Asm::Riscv => words(
+            Endian::Little,
+            &[(c << 20) | 0x0513, (nr << 20) | 0x0893, 0x0000_0073],
+        ),
+        Asm::LoongArch => words(
+            Endian::Little,
+            &[
+                0x0380_0004 | (c << 10),
+                0x0380_000b | (nr << 10),
+                0x002b_0000,
+            ],
+        ),
+        Asm::MicroBlaze => words(endian, &[0x30a0_0000 | c, 0x3180_0000 | nr, 0xb9cc_0008]),
+        Asm::Or1k => words(
+            Endian::Big,
+            &[0x9c60_0000 | c, 0x9d60_0000 | nr, 0x2000_0001],
+        ),
+        Asm::Xtensa => {
+            // MOVI (RRI8): op0=2, r=0xa, t=register, s=imm[11:8], imm8=imm[7:0].
+            let movi = |reg: u8, imm: u32| -> [u8; 3] {
+                let hi = ((imm >> 8) & 0xf) as u8;
+                let lo = (imm & 0xff) as u8;
+                match endian {
+                    Endian::Little => [(reg << 4) | 0x2, 0xa0 | hi, lo],
+                    Endian::Big => [0x20 | reg, (hi << 4) | 0xa, lo],
+                }
+            };
+            let syscall: [u8; 3] = match endian {
+                Endian::Little => [0x00, 0x50, 0x00],
+                Endian::Big => [0x00, 0x05, 0x00],
+            };
+            [movi(6, c), movi(2, nr), syscall].concat()
+        }
+        Asm::Hexagon => words(
+            Endian::Little,
+            &[0x7800_c000 | (c << 5), 0x7800_c006 | (nr << 5), 0x5400_c004],
+        ),
+    }
+}
