@@ -381,11 +381,11 @@ pub fn plan_entries(
             for n in names {
                 let Some(h) = catalog.get(n) else { continue };
                 let header = sample_header(h);
-                // The handler's own entry, plus (for binfmtd-owned) other entries for the ISA.
+                // The handler's own entry, plus every other entry serving the ISA (foreign ones
+                // are reported, and changed only with force).
                 let mut found = false;
                 for e in entries {
-                    let serves = e.name == h.name
-                        || (e.matcher.matches(&header, None) && (state.owns(e) || force));
+                    let serves = e.name == h.name || e.matcher.matches(&header, None);
                     if serves
                         && !v
                             .iter()

@@ -44,9 +44,19 @@ impl ProcBinfmt {
             .open(path)
             .map_err(|source| self.classify(path, action, source))?;
         // One write() call: the kernel parses exactly what a single write delivers.
-        f.write(data.as_bytes())
-            .map(|_| ())
-            .map_err(|source| self.classify(path, action, source))
+        f.write(data.as_bytes()).map(|_| ()).map_err(|source| {
+            // Opening proved the permission; a failed write to `register` is the kernel
+            // refusing the line (e.g. EACCES for an interpreter on a noexec mount).
+            if path.ends_with("register") && io_errno(&source) != Errno::EPERM {
+                KernelError::Io {
+                    action,
+                    path: path.to_path_buf(),
+                    source,
+                }
+            } else {
+                self.classify(path, action, source)
+            }
+        })
     }
 
     fn classify(&self, path: &Path, action: &'static str, source: std::io::Error) -> KernelError {

@@ -245,6 +245,26 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
     let after = ctx.kernel.snapshot()?;
     let mut probe_seconds = None;
     let mut to_probe = Vec::new();
+    // A foreign entry that wins is left alone, but still proven (or not) by the probe.
+    for r in results.iter_mut() {
+        if let Action::SkipForeign {
+            provider,
+            wins: true,
+        } = &r.plan.action
+        {
+            if req.verify {
+                to_probe.push(r.plan.arch.clone());
+            }
+            r.verify = Some(Verification {
+                read_back: true,
+                read_back_detail: None,
+                wins: false,
+                probe: None,
+                chrooted: false,
+            });
+            r.plan.warnings.push(format!("{provider} serves this ISA"));
+        }
+    }
     for r in results.iter_mut().filter(|r| r.result == "ok") {
         let Some(rule) = &r.plan.rule else { continue };
         let (ok, detail) = verify::read_back(rule, &after.entries);
@@ -284,12 +304,21 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
                     .into(),
             );
         }
-        for r in results.iter_mut().filter(|r| r.result == "ok") {
+        for r in results.iter_mut() {
             let Some((_, outcome)) = outcomes.iter().find(|(a, _)| *a == r.plan.arch) else {
                 continue;
             };
             let Some(v) = r.verify.as_mut() else { continue };
-            if !v.wins {
+            if let Action::SkipForeign { provider, .. } = &r.plan.action {
+                v.probe = Some(outcome.clone());
+                v.chrooted = chrooted;
+                if !outcome.passed() {
+                    let why = format!("{provider} is not binfmtd's entry and was left alone, but it does not work: {}; `--force` replaces it", outcome.describe());
+                    failed(r, why);
+                }
+                continue;
+            }
+            if r.result != "ok" || !v.wins {
                 continue;
             }
             v.probe = Some(outcome.clone());

@@ -153,26 +153,33 @@ pub fn execute(dir: &Path, mode: RunMode) -> ProbeOutcome {
     }
 }
 
-/// Builds, stages and runs the probe for `arch`.
-pub fn probe_arch(arch: &str, parent: &Path, mode: RunMode) -> ProbeOutcome {
-    let Some(bytes) = super::exit_program(arch, PROBE_EXIT_CODE) else {
-        return ProbeOutcome::NoProbe;
-    };
-    match stage(parent, &bytes) {
-        Ok(dir) => execute(dir.path(), mode),
-        Err(e) => ProbeOutcome::ExecFailed {
-            errno: e.raw_os_error().unwrap_or(0),
-            error: format!("cannot write the probe under {}: {e}", parent.display()),
-        },
-    }
-}
-
 /// Runs probes for several arches in parallel; results in input order.
 pub fn probe_many(arches: &[String], parent: &Path, mode: RunMode) -> Vec<(String, ProbeOutcome)> {
+    // Write and close every probe before any fork: a child forked while another thread
+    // still holds a probe open for writing would make that probe's exec fail with ETXTBSY.
+    let staged: Vec<Result<tempfile::TempDir, ProbeOutcome>> = arches
+        .iter()
+        .map(|a| {
+            let bytes = super::exit_program(a, PROBE_EXIT_CODE).ok_or(ProbeOutcome::NoProbe)?;
+            stage(parent, &bytes).map_err(|e| ProbeOutcome::ExecFailed {
+                errno: e.raw_os_error().unwrap_or(0),
+                error: format!("cannot write the probe under {}: {e}", parent.display()),
+            })
+        })
+        .collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = arches
             .iter()
-            .map(|a| s.spawn(move || (a.clone(), probe_arch(a, parent, mode))))
+            .zip(&staged)
+            .map(|(a, st)| {
+                s.spawn(move || {
+                    let outcome = match st {
+                        Ok(dir) => execute(dir.path(), mode),
+                        Err(o) => o.clone(),
+                    };
+                    (a.clone(), outcome)
+                })
+            })
             .collect();
         handles
             .into_iter()
