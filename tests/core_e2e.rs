@@ -437,3 +437,84 @@ $BIN install arm64 --json; echo ===
         "{text}"
     );
 }
+
+#[test]
+fn host_reports_probed_native_isas() {
+    let env = Env::new();
+    let out = env.cmd().args(["host", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["native_method"], "probe", "{v}");
+    let native: Vec<&str> = v["native"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let machine = nix::sys::utsname::uname().unwrap();
+    if machine.machine() == "x86_64" {
+        assert_eq!(v["machine"]["oci"], "linux/amd64");
+        assert!(native.contains(&"x86_64"));
+        assert!(
+            !native.contains(&"aarch64") && !native.contains(&"riscv64"),
+            "{native:?}"
+        );
+        assert!(v["x86_64_level"].as_u64().unwrap() >= 1);
+    }
+    assert!(v["page_size"].as_u64().unwrap() >= 4096);
+    assert_eq!(v["kernel"]["private_instances"], true);
+}
+
+#[test]
+fn platforms_lists_native_and_verified_emulated() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .args([
+            "sandbox",
+            "--platform",
+            "riscv64,linux/s390x",
+            "--",
+            common::binfmtd_bin().to_str().unwrap(),
+            "platforms",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p: Vec<&str> = v["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        p.contains(&"linux/riscv64") && p.contains(&"linux/s390x"),
+        "{p:?}"
+    );
+    assert!(
+        !p.contains(&"linux/arm64"),
+        "arm64 has no handler in this instance: {p:?}"
+    );
+    assert_eq!(v["broken"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn install_without_binfmt_misc_says_so() {
+    let env = Env::new();
+    // Inside a private instance, so that the mount attempt cannot reach the host's.
+    let out =
+        env.sandbox_sh("$BIN install riscv64 --binfmt-misc $T/missing-dir || echo \"exit=$?\"");
+    let text = stdout(&out);
+    assert!(text.contains("exit=3"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot mount binfmt_misc at") && err.contains("missing-dir"),
+        "{err}"
+    );
+}

@@ -77,13 +77,19 @@ fn container() -> Option<String> {
 }
 
 fn cpu_flags() -> Vec<String> {
-    let Some(info) = read("/proc/cpuinfo") else {
+    use std::io::BufRead;
+    // Only the first CPU's block is needed; /proc/cpuinfo is large on big machines.
+    let Ok(f) = std::fs::File::open("/proc/cpuinfo") else {
         return vec![];
     };
-    info.lines()
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
         .find(|l| l.starts_with("flags") || l.starts_with("Features"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.split_whitespace().map(str::to_string).collect())
+        .and_then(|l| {
+            l.split_once(':')
+                .map(|(_, v)| v.split_whitespace().map(str::to_string).collect())
+        })
         .unwrap_or_default()
 }
 

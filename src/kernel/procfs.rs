@@ -33,6 +33,26 @@ fn io_errno(e: &std::io::Error) -> Errno {
     e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
 }
 
+/// Reads an entry file with one read: entries are far smaller than the buffer.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        let n = f.read(&mut buf[len..])?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 impl ProcBinfmt {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         ProcBinfmt { root: root.into() }
@@ -116,7 +136,7 @@ impl Binfmt for ProcBinfmt {
             if name == "register" || name == "status" {
                 continue;
             }
-            match fs::read_to_string(item.path()) {
+            match read_small(&item.path()) {
                 Ok(text) => match codec::parse_entry(&name, &text) {
                     Ok(e) => entries.push(e),
                     Err(e) => unreadable.push((name, e.reason)),

@@ -58,6 +58,7 @@ fn failed(r: &mut HandlerResult, why: String) {
 pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, OpsError> {
     let selection = ctx.catalog.select(&req.list)?;
     let mut cache = ctx.cache();
+    let cache_before = cache.clone();
     let host = ctx.host_with(&mut cache, true);
     let mut warnings = Vec::new();
     if let Some(e) = &host.probe_error {
@@ -110,7 +111,7 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
             cache.interpreters.insert(i.path.clone(), (id, i.clone()));
         }
     }
-    if !req.dry_run {
+    if !req.dry_run && cache != cache_before {
         cache.save(ctx.state.dir());
     }
     let plans = plan::plan_install(&plan::PlanInput {
@@ -181,6 +182,7 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
         }
     }
     ctx.state.save(&state)?;
+    let saved = state.clone();
     for r in results.iter_mut().filter(|r| r.result == "ok") {
         let Some(rule) = r.plan.rule.clone() else {
             continue;
@@ -240,7 +242,9 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
             }
         }
     }
-    ctx.state.save(&state)?;
+    if state != saved {
+        ctx.state.save(&state)?;
+    }
     // Verify: read back, then probe every handler that should now work.
     let after = ctx.kernel.snapshot()?;
     let mut probe_seconds = None;
