@@ -174,7 +174,7 @@ pub enum Selection {
 pub enum SelectError {
     #[error("the platform list is empty; give `all` or names such as linux/arm64,riscv64")]
     Empty,
-    #[error("unknown platform or handler {0:?}; run `binfmtd platforms --all` to list the names binfmtd knows")]
+    #[error("unknown platform or handler {0:?}; run `binfmtd platforms --known` to list the names binfmtd knows")]
     Unknown(String),
 }
 

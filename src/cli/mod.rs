@@ -21,7 +21,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "binfmtd", version, about, after_help = EXIT_CODES_HELP, propagate_version = true)]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Global options")]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
@@ -66,7 +66,7 @@ pub enum Command {
     /// Show the host ISA, natively runnable ISAs, kernel, page size, binfmt_misc and Rosetta.
     Host,
     /// List runnable platforms (native, plus emulated ones whose handler passes its probe).
-    Platforms,
+    Platforms(PlatformsArgs),
     /// Show every binfmt_misc entry: owner, platform served, and whether it wins.
     Status,
     /// Register handlers: `all` or a list such as linux/arm64,riscv64,qemu-s390x,rosetta.
@@ -79,6 +79,14 @@ pub enum Command {
     Disable(EntryArgs),
     /// Run CMD in a private binfmt_misc instance (no root needed; Linux 6.7+).
     Sandbox(SandboxArgs),
+}
+
+/// Options of `platforms`.
+#[derive(Debug, Clone, Args)]
+pub struct PlatformsArgs {
+    /// List every handler binfmtd knows with the names it answers to; probe nothing.
+    #[arg(long)]
+    pub known: bool,
 }
 
 /// Options of `install`.

@@ -316,3 +316,28 @@ pub fn platforms(r: &PlatformsReport) -> String {
     }
     o
 }
+
+pub fn known(r: &crate::ops::status::KnownReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<18} {:<8} {:<13} {:<28} ALIASES",
+        "HANDLER", "TYPE", "ARCH", "PLATFORMS"
+    );
+    for h in &r.handlers {
+        let t = serde_json::to_value(h.translator)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "{:<18} {:<8} {:<13} {:<28} {}",
+            h.handler,
+            t,
+            h.arch,
+            h.platforms.join(","),
+            h.aliases.join(",")
+        );
+    }
+    o
+}

@@ -43,7 +43,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             emit(json, &ops::status(&ctx)?, render::status)?;
             Ok(exit::OK)
         }
-        Command::Platforms => {
+        Command::Platforms(a) if a.known => {
+            let ctx = context(&cli)?;
+            emit(json, &ops::status::known(&ctx.catalog), render::known)?;
+            Ok(exit::OK)
+        }
+        Command::Platforms(_) => {
             let ctx = context(&cli)?;
             emit(json, &ops::platforms(&ctx)?, render::platforms)?;
             Ok(exit::OK)

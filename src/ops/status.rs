@@ -212,3 +212,40 @@ pub fn platforms(ctx: &Context) -> Result<PlatformsReport, OpsError> {
         broken,
     })
 }
+
+/// One catalog handler, for `platforms --known`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KnownHandler {
+    pub handler: String,
+    pub translator: Translator,
+    pub arch: String,
+    pub platforms: Vec<String>,
+    pub aliases: Vec<String>,
+    pub default_flags: String,
+}
+
+/// What `platforms --known` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct KnownReport {
+    pub schema: &'static str,
+    pub handlers: Vec<KnownHandler>,
+}
+
+/// Every handler in the catalog with the names it answers to.
+pub fn known(catalog: &Catalog) -> KnownReport {
+    KnownReport {
+        schema: "binfmtd.known/v1",
+        handlers: catalog
+            .handlers
+            .values()
+            .map(|h| KnownHandler {
+                handler: h.name.clone(),
+                translator: h.translator,
+                arch: h.arch.clone(),
+                platforms: h.platforms.clone(),
+                aliases: h.aliases.clone(),
+                default_flags: h.flags.clone(),
+            })
+            .collect(),
+    }
+}
