@@ -75,7 +75,7 @@ pub fn scan(dirs: &[PathBuf]) -> Vec<(PathBuf, Rule)> {
 
 /// Names the package or tool that registered a foreign entry, when a file says so.
 pub fn attribute(entry: &Entry, binfmt_d: &[(PathBuf, Rule)]) -> Option<String> {
-    if let Some((path, _)) = binfmt_d.iter().find(|(_, r)| r.name == entry.name) {
+    if let Some((path, _)) = binfmt_d.iter().find(|(_, r)| r.same_as(entry)) {
         return Some(format!("binfmt.d file {}", path.display()));
     }
     let update_binfmts = Path::new("/var/lib/binfmts").join(&entry.name);

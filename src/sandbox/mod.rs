@@ -61,10 +61,15 @@ pub fn prepare(
     ns::enter_user_and_mount_ns()?;
     ns::mount_private_instance(&ctx_paths.binfmt_misc)?;
     let mut ctx = Context::system(ctx_paths.clone()).map_err(ops::OpsError::from)?;
-    ctx.state = StateStore::Memory(Default::default());
     if req.empty {
         return Ok((ctx, None));
     }
+    // The sandbox's ownership records live on a tmpfs over the state directory, visible only
+    // inside the sandbox (so `binfmtd status` there shows them as binfmtd's) and gone with it.
+    ctx.state = match private_state_dir(&ctx_paths.state_dir) {
+        true => StateStore::Dir(ctx_paths.state_dir.clone()),
+        false => StateStore::Memory(Default::default()),
+    };
     let mut install = req.install.clone();
     install.list = req.platforms.clone().unwrap_or_else(|| "all".into());
     install.persist = false;
@@ -85,6 +90,22 @@ pub fn prepare(
         return Err(SandboxError::HandlersFailed(failed.join("; ")));
     }
     Ok((ctx, Some(report)))
+}
+
+/// Mounts a private tmpfs over `dir` when it exists (never creating host directories);
+/// false when that cannot be done.
+fn private_state_dir(dir: &Path) -> bool {
+    use nix::mount::{mount, MsFlags};
+    dir.is_dir()
+        && mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("mode=0755,size=4m"),
+        )
+        .map_err(|e| tracing::debug!("no private state dir at {}: {e}", dir.display()))
+        .is_ok()
 }
 
 /// Best effort: make /proc and /dev usable inside a foreign root, as a builder's RUN has them.
