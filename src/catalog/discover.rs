@@ -1,7 +1,9 @@
 //! Interpreter discovery: find a handler's interpreter, its version, and whether it is static.
 
 use super::{Handler, Translator};
+use crate::persist::cache::Cache;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -144,31 +146,27 @@ pub fn search_path() -> Vec<PathBuf> {
     dirs
 }
 
-/// Finds the first existing candidate, and asks it for its version.
-pub fn discover(
-    h: &Handler,
-    search: &[PathBuf],
-    preserve_argv0: bool,
-    cache: Option<&crate::persist::cache::Cache>,
-) -> Result<Interpreter, Missing> {
-    let cands = candidates(h, search, preserve_argv0);
-    let Some(path) = cands.iter().find(|p| executable(p)).cloned() else {
-        let hint = match h.translator {
-            Translator::Qemu => "install Debian's qemu-user-static (`apt-get install qemu-user-static`) or your distribution's equivalent".to_string(),
-            Translator::Rosetta => "Rosetta exists only inside an Apple Virtualization.framework VM with the Rosetta share mounted".to_string(),
-            Translator::Fex => "install FEX-Emu (https://fex-emu.com)".to_string(),
-            Translator::Box64 => "install box64".to_string(),
-        };
-        return Err(Missing {
+/// Finds the first existing candidate for a handler.
+pub fn locate(h: &Handler, search: &[PathBuf], preserve_argv0: bool) -> Result<PathBuf, Missing> {
+    candidates(h, search, preserve_argv0)
+        .into_iter()
+        .find(|p| executable(p))
+        .ok_or_else(|| Missing {
             handler: h.name.clone(),
             tried: h.interpreters.clone(),
-            hint,
-        });
-    };
-    if let Some(hit) = cache.and_then(|c| c.interpreter(&path)) {
-        return Ok(hit);
-    }
-    let version = match h.translator {
+            hint: match h.translator {
+                Translator::Qemu => "install Debian's qemu-user-static (`apt-get install qemu-user-static`) or your distribution's equivalent",
+                Translator::Rosetta => "Rosetta exists only inside an Apple Virtualization.framework VM with the Rosetta share mounted",
+                Translator::Fex => "install FEX-Emu (https://fex-emu.com)",
+                Translator::Box64 => "install box64",
+            }
+            .to_string(),
+        })
+}
+
+/// Asks an interpreter for its version and reads whether it is statically linked.
+pub fn inspect(path: PathBuf, translator: Translator) -> Interpreter {
+    let version = match translator {
         Translator::Qemu | Translator::Fex | Translator::Box64 => {
             run_for_output(&path, &["--version"], 2)
                 .and_then(|o| o.lines().next().map(|l| l.trim().to_string()))
@@ -182,11 +180,61 @@ pub fn discover(
             })
         }),
     };
-    Ok(Interpreter {
+    Interpreter {
         static_linked: is_static(&path).unwrap_or(false),
         path,
         version,
-    })
+    }
+}
+
+/// Finds and inspects one handler's interpreter, reusing cached facts for unchanged files.
+pub fn discover(
+    h: &Handler,
+    search: &[PathBuf],
+    preserve_argv0: bool,
+    cache: Option<&Cache>,
+) -> Result<Interpreter, Missing> {
+    let path = locate(h, search, preserve_argv0)?;
+    Ok(cache
+        .and_then(|c| c.interpreter(&path))
+        .unwrap_or_else(|| inspect(path, h.translator)))
+}
+
+/// Discovers many handlers: lookups in order, and only uncached interpreters are run (in
+/// parallel) for their versions.
+pub fn discover_many(
+    handlers: &[&Handler],
+    search: &[PathBuf],
+    preserve_argv0: bool,
+    cache: Option<&Cache>,
+) -> BTreeMap<String, Result<Interpreter, Missing>> {
+    let mut out = BTreeMap::new();
+    let mut todo = Vec::new();
+    for h in handlers {
+        match locate(h, search, preserve_argv0) {
+            Err(m) => {
+                out.insert(h.name.clone(), Err(m));
+            }
+            Ok(path) => match cache.and_then(|c| c.interpreter(&path)) {
+                Some(hit) => {
+                    out.insert(h.name.clone(), Ok(hit));
+                }
+                None => todo.push((h.name.clone(), path, h.translator)),
+            },
+        }
+    }
+    std::thread::scope(|s| {
+        let hs: Vec<_> = todo
+            .into_iter()
+            .map(|(name, path, t)| s.spawn(move || (name, inspect(path, t))))
+            .collect();
+        for h in hs {
+            if let Ok((name, i)) = h.join() {
+                out.insert(name, Ok(i));
+            }
+        }
+    });
+    out
 }
 
 /// QEMU's version number from its `--version` line, e.g. (7, 2).

@@ -8,7 +8,6 @@ use crate::kernel::{mount, EntryAction};
 use crate::persist::{binfmt_d, OwnedEntry};
 use crate::plan::{self, Action, EntryDecision, EntryOp, EntryPlan, HandlerPlan, InstallPolicy};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// An install request, as given on the command line or over D-Bus.
 #[derive(Debug, Clone, Default)]
@@ -90,22 +89,12 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
         || req.policy.flags.is_some_and(|f| f.preserve_argv0);
     let names = plan::candidates(&ctx.catalog, &selection, host.rosetta.healthy, &req.policy);
     let search = discover::search_path();
-    let interpreters: BTreeMap<_, _> = std::thread::scope(|s| {
-        let hs: Vec<_> = names
-            .iter()
-            .filter_map(|n| ctx.catalog.get(n))
-            .filter(|h| !host.native.contains(&h.arch))
-            .map(|h| {
-                s.spawn(|| {
-                    (
-                        h.name.clone(),
-                        discover::discover(h, &search, preserve, Some(&cache)),
-                    )
-                })
-            })
-            .collect();
-        hs.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
+    let wanted: Vec<&crate::catalog::Handler> = names
+        .iter()
+        .filter_map(|n| ctx.catalog.get(n))
+        .filter(|h| !host.native.contains(&h.arch))
+        .collect();
+    let interpreters = discover::discover_many(&wanted, &search, preserve, Some(&cache));
     for i in interpreters.values().flatten() {
         if let Some(id) = crate::persist::cache::FileId::of(&i.path) {
             cache.interpreters.insert(i.path.clone(), (id, i.clone()));
