@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions, dispatch, and exit codes.
 
+pub mod docs;
 pub mod exit;
 pub mod render;
 pub mod run;
@@ -79,6 +80,17 @@ pub enum Command {
     Disable(EntryArgs),
     /// Run CMD in a private binfmt_misc instance (no root needed; Linux 6.7+).
     Sandbox(SandboxArgs),
+    /// Write man pages and shell completions generated from this command line (packaging).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+/// Options of the hidden `generate-docs` command.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateDocsArgs {
+    /// Output directory; `man/` and `completions/` are created inside.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Options of `platforms`.

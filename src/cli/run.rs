@@ -69,6 +69,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Uninstall(a) => entries(&cli, a, EntryOp::Remove),
         Command::Enable(a) => entries(&cli, a, EntryOp::Enable),
         Command::Disable(a) => entries(&cli, a, EntryOp::Disable),
+        Command::GenerateDocs(a) => {
+            super::docs::generate(&a.dir)?;
+            Ok(exit::OK)
+        }
         Command::Sandbox(a) => {
             let req = crate::sandbox::SandboxRequest {
                 platforms: a.platform.clone(),
