@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod host;
 pub mod kernel;
 pub mod model;
