@@ -2,6 +2,7 @@
 
 pub mod elf;
 pub mod findings;
+pub mod rootfs;
 pub mod sniff;
 #[cfg(test)]
 pub(crate) mod testelf;
