@@ -220,7 +220,7 @@ pub fn build(s: &Spec) -> Vec<u8> {
         );
     }
     if go_note {
-        ph(&mut w, 1, 6, go_off, go_blob.len() as u64, 16);
+        ph(&mut w, 1, 6, go_off, go_blob.len() as u64, s.align);
     }
     w.out.extend_from_slice(&interp_bytes);
     w.out.resize(str_off as usize, 0);

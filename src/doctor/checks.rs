@@ -1,0 +1,648 @@
+//! Pure judgement: (subject facts, root view, kernel snapshot, host facts) -> findings.
+
+use super::context::HostFacts;
+use super::elf::{ElfFacts, Linkage};
+use super::findings::{Finding, FindingId as Id, Severity};
+use super::inspect::{InterpInfo, Loaded, LoaderState, RootLoader, Subject};
+use super::libs::{self, Libc};
+use super::rootfs::OpenError;
+use super::sniff::FileKind;
+use crate::catalog::Translator;
+use crate::kernel::{codec, Snapshot};
+use crate::model::Entry;
+use std::collections::BTreeMap;
+
+/// Everything the checks look at besides the subject.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub snapshot: &'a Snapshot,
+    pub host: &'a HostFacts,
+    pub interps: &'a BTreeMap<String, InterpInfo>,
+    /// Loaders present in the root (consulted when the binary's loader is missing).
+    pub root_loaders: &'a [RootLoader],
+    pub root_is_host: bool,
+    /// How the root is named in messages, e.g. `/` or `/srv/arm64-root`.
+    pub root_name: &'a str,
+}
+
+/// The platform word to give `binfmtd install`.
+fn install_word(f: &ElfFacts) -> String {
+    f.platform
+        .clone()
+        .or_else(|| f.qemu_arch.clone())
+        .unwrap_or_else(|| "the matching handler".into())
+}
+
+/// Diagnoses one subject. Scripts are followed by the caller; this judges one file.
+pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(err) = s.open_error {
+        out.push(open_problem(s, err));
+        return out;
+    }
+    if let Some(m) = s.meta {
+        if !m.executable() {
+            out.push(
+                Finding::error(
+                    Id::NotExecutable,
+                    format!("{} has no execute permission (mode {:o})", s.path, m.mode),
+                )
+                .with("path", &s.path)
+                .fix(format!("chmod +x {}", s.path)),
+            );
+        }
+    }
+    let file_name = s.path.rsplit('/').next();
+    let winner = v
+        .snapshot
+        .mounted
+        .then(|| {
+            codec::winner(
+                &v.snapshot.entries,
+                v.snapshot.enabled,
+                &s.header,
+                file_name,
+            )
+        })
+        .flatten();
+    match &s.kind {
+        FileKind::Elf => {}
+        FileKind::Script { .. } => return out,
+        other => {
+            if let Some(w) = winner {
+                out.push(
+                    Finding::info(
+                        Id::UnknownFormat,
+                        format!(
+                            "not an ELF program, but binfmt_misc entry {:?} handles it with {}",
+                            w.name,
+                            w.interpreter.display()
+                        ),
+                    )
+                    .about(&w.name)
+                    .with("entry", &w.name),
+                );
+            } else {
+                out.push(not_elf(s, other));
+            }
+            return out;
+        }
+    }
+    let loaded = match &s.elf {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            out.push(
+                Finding::error(
+                    Id::ElfCorrupt,
+                    format!("{} is a truncated or corrupt ELF file: {e}", s.path),
+                )
+                .with("path", &s.path)
+                .with("size", s.meta.map(|m| m.size).unwrap_or(0))
+                .fix("re-download or rebuild the file; compare its checksum with the original"),
+            );
+            return out;
+        }
+        None => return out,
+    };
+    let f = &loaded.facts;
+    if f.e_type != object::elf::ET_EXEC && f.e_type != object::elf::ET_DYN {
+        let what = match f.e_type {
+            object::elf::ET_REL => "a relocatable object file (.o)",
+            object::elf::ET_CORE => "a core dump",
+            _ => "an ELF file of unknown type",
+        };
+        out.push(
+            Finding::error(
+                Id::ElfNotExecutable,
+                format!("{} is {what}, not a program", s.path),
+            )
+            .with("e_type", f.e_type)
+            .fix("link it into an executable first"),
+        );
+        return out;
+    }
+    if !matches!(
+        f.osabi,
+        object::elf::ELFOSABI_SYSV | object::elf::ELFOSABI_GNU
+    ) {
+        out.push(
+            Finding::error(
+                Id::ElfForeignOs,
+                format!(
+                    "{} is built for another operating system (ELF OSABI {}); Linux cannot run it",
+                    s.path,
+                    osabi_name(f.osabi)
+                ),
+            )
+            .with("osabi", f.osabi)
+            .fix("use a Linux build of the program"),
+        );
+        return out;
+    }
+    let library = f.linkage == Linkage::SharedLibrary;
+    if !library {
+        handler_checks(s, loaded, winner, v, &mut out);
+    }
+    loader_checks(s, loaded, v, &mut out);
+    library_checks(s, &mut out);
+    super::checks_cpu::cpu_checks(s, loaded, winner, v, &mut out);
+    out
+}
+
+fn osabi_name(o: u8) -> String {
+    match o {
+        object::elf::ELFOSABI_FREEBSD => "FreeBSD".into(),
+        object::elf::ELFOSABI_NETBSD => "NetBSD".into(),
+        object::elf::ELFOSABI_OPENBSD => "OpenBSD".into(),
+        object::elf::ELFOSABI_SOLARIS => "Solaris".into(),
+        object::elf::ELFOSABI_HPUX => "HP-UX".into(),
+        o => format!("{o}"),
+    }
+}
+
+fn open_problem(s: &Subject, err: OpenError) -> Finding {
+    match err {
+        OpenError::NotRegular(m) => Finding::error(
+            Id::NotRegularFile,
+            format!(
+                "{} is a {}; only regular files can be executed",
+                s.path,
+                m.kind.describe()
+            ),
+        )
+        .with("path", &s.path)
+        .with("type", m.kind.describe())
+        .fix("point doctor at the program file itself"),
+        OpenError::Lookup(e) => Finding::error(
+            Id::NotFound,
+            format!("{} cannot be opened inside the root: {e}", s.path),
+        )
+        .with("path", &s.path)
+        .fix("check the path; absolute symlinks are resolved inside --root, as in a container"),
+    }
+}
+
+fn not_elf(s: &Subject, kind: &FileKind) -> Finding {
+    match kind {
+        FileKind::Empty => Finding::error(
+            Id::EmptyFile,
+            format!(
+                "{} is empty (0 bytes); the kernel reports \"exec format error\"",
+                s.path
+            ),
+        )
+        .fix("the file was truncated or never written; rebuild or re-download it"),
+        FileKind::MachO { detail } => Finding::error(
+            Id::MachO,
+            format!(
+                "{} is a macOS program ({detail}); Linux cannot run it",
+                s.path
+            ),
+        )
+        .with("format", detail)
+        .fix("use the Linux build of the program (or run it on macOS)"),
+        FileKind::Pe => Finding::error(
+            Id::PeBinary,
+            format!(
+                "{} is a Windows (PE) program; Linux cannot run it without Wine",
+                s.path
+            ),
+        )
+        .fix("use the Linux build, or install Wine and register it for PE files"),
+        FileKind::Text => Finding::error(
+            Id::TextFile,
+            format!(
+                "{} is a text file without a #! line; exec fails with \"exec format error\"",
+                s.path
+            ),
+        )
+        .fix(format!(
+            "add a #! line such as `#!/bin/sh`, or run it with an interpreter: sh {}",
+            s.path
+        )),
+        _ => Finding::error(
+            Id::UnknownFormat,
+            format!("{} is not a known executable format", s.path),
+        )
+        .with(
+            "first bytes",
+            crate::model::to_hex(&s.header[..s.header.len().min(16)]),
+        )
+        .fix("check what produced the file (`file` names most formats)"),
+    }
+}
+
+fn entry_translator(e: &Entry, v: &View<'_>) -> Option<Translator> {
+    v.interps.get(&e.name).and_then(|i| i.translator)
+}
+
+fn handler_checks(
+    s: &Subject,
+    l: &Loaded,
+    winner: Option<&Entry>,
+    v: &View<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let f = &l.facts;
+    let arch = f
+        .qemu_arch
+        .clone()
+        .unwrap_or_else(|| f.machine_name.clone());
+    let native = f
+        .qemu_arch
+        .as_ref()
+        .is_some_and(|a| v.host.native.contains(a));
+    let word = install_word(f);
+    let snap = v.snapshot;
+    if native {
+        match winner {
+            Some(w) => out.push(
+                Finding::warning(Id::Native, format!("{arch} runs natively here, but binfmt_misc entry {:?} matches first and routes it through {}", w.name, w.interpreter.display()))
+                    .about(&w.name)
+                    .with("entry", &w.name)
+                    .fix(format!("remove the entry for a native ISA: binfmtd uninstall {}", w.name)),
+            ),
+            None => out.push(Finding::info(Id::Native, format!("{} runs natively on this {} host; no emulator is involved", f.describe(), v.host.arch)).about(&arch)),
+        }
+        return;
+    }
+    if !snap.mounted {
+        out.push(
+            Finding::error(Id::BinfmtNotMounted, format!("binfmt_misc is not mounted at {}; every foreign program fails with \"exec format error\"", snap.path.display()))
+                .with("path", snap.path.display())
+                .fix(format!("binfmtd install {word}  (mounts binfmt_misc and registers the handler)")),
+        );
+        return;
+    }
+    if !snap.enabled {
+        out.push(
+            Finding::error(Id::BinfmtDisabled, "binfmt_misc is globally disabled: every foreign exec fails with \"exec format error\"")
+                .with("status", snap.path.join("status").display())
+                .fix(format!("echo 1 > {}", snap.path.join("status").display())),
+        );
+        return;
+    }
+    if !snap.unreadable.is_empty() {
+        let names: Vec<&str> = snap.unreadable.iter().map(|(n, _)| n.as_str()).collect();
+        out.push(
+            Finding::warning(
+                Id::HandlerUnreadable,
+                format!(
+                    "{} binfmt_misc entries could not be read; the verdict ignores them",
+                    names.len()
+                ),
+            )
+            .with("entries", names.join(", "))
+            .fix("run doctor as root, or inspect the entries with `binfmtd status`"),
+        );
+    }
+    let file_name = s.path.rsplit('/').next();
+    let matching: Vec<&Entry> = snap
+        .entries
+        .iter()
+        .filter(|e| e.matcher.matches(&s.header, file_name))
+        .collect();
+    let Some(w) = winner else {
+        if matching.is_empty() {
+            out.push(
+                Finding::error(Id::NoHandler, format!("no binfmt_misc entry matches this {arch} program; exec fails with \"exec format error\""))
+                    .about(&arch)
+                    .with("platform", &word)
+                    .with("entries checked", snap.entries.len())
+                    .fix(format!("binfmtd install {word}")),
+            );
+        } else {
+            let names: Vec<&str> = matching.iter().map(|e| e.name.as_str()).collect();
+            out.push(
+                Finding::error(
+                    Id::HandlerDisabled,
+                    format!(
+                        "the entries matching this {arch} program are disabled: {}",
+                        names.join(", ")
+                    ),
+                )
+                .about(names.join(","))
+                .with("disabled entries", names.join(", "))
+                .fix(format!("binfmtd enable {}", names[0])),
+            );
+        }
+        return;
+    };
+    let enabled: Vec<&&Entry> = matching.iter().filter(|e| e.enabled).collect();
+    if enabled.len() > 1 {
+        let losers: Vec<&str> = enabled.iter().skip(1).map(|e| e.name.as_str()).collect();
+        let differs = enabled
+            .iter()
+            .any(|e| entry_translator(e, v) != entry_translator(w, v));
+        let msg = format!(
+            "{} enabled entries match; {:?} wins because it was registered last (the kernel tries the newest first), shadowing {}",
+            enabled.len(),
+            w.name,
+            losers.join(", ")
+        );
+        let sev = if differs {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        out.push(
+            Finding::new(Id::HandlerShadowed, sev, msg)
+                .about(&w.name)
+                .with(
+                    "winner",
+                    format!("{} -> {}", w.name, w.interpreter.display()),
+                )
+                .with("shadowed", losers.join(", "))
+                .fix(format!(
+                    "to use another translator, remove or disable the winner: binfmtd disable {}",
+                    w.name
+                )),
+        );
+    }
+    interpreter_checks(w, v, out);
+    flag_checks(s, w, out);
+}
+
+fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
+    let interp = w.interpreter.display().to_string();
+    let Some(info) = v.interps.get(&w.name) else {
+        return;
+    };
+    let in_root = info.looked_up_in == "root";
+    if in_root {
+        let sev = if info.exists {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        let msg = if info.exists {
+            format!("entry {:?} lacks F, so {interp} is looked up inside {} at every exec; it exists there now, but a container or chroot without it fails", w.name, v.root_name)
+        } else {
+            format!("entry {:?} lacks F, so the kernel looks for {interp} inside {}, where it does not exist: exec fails with \"No such file or directory\"", w.name, v.root_name)
+        };
+        out.push(
+            Finding::new(Id::HandlerNeedsFixBinary, sev, msg)
+                .about(&w.name)
+                .with("entry", &w.name)
+                .with("flags", if w.flags.to_string().is_empty() { "(none)".to_string() } else { w.flags.to_string() })
+                .with("interpreter", &interp)
+                .fix(format!("re-register with F (binfmtd install {} --force) so the interpreter is opened once on the host", w.name)),
+        );
+        if !info.exists {
+            return;
+        }
+    } else if !info.exists {
+        out.push(
+            Finding::error(
+                Id::InterpreterMissing,
+                format!(
+                    "entry {:?} names interpreter {interp}, which does not exist",
+                    w.name
+                ),
+            )
+            .about(&w.name)
+            .with("interpreter", &interp)
+            .with("lookup", info.error.as_deref().unwrap_or("missing"))
+            .fix(format!(
+                "install qemu-user-static (or the translator), then binfmtd install {} --force",
+                w.name
+            )),
+        );
+        return;
+    }
+    if !info.executable {
+        out.push(
+            Finding::error(
+                Id::InterpreterNotExecutable,
+                format!(
+                    "interpreter {interp} of entry {:?} is not executable",
+                    w.name
+                ),
+            )
+            .about(&w.name)
+            .with("interpreter", &interp)
+            .with(
+                "problem",
+                info.error.as_deref().unwrap_or("no execute permission"),
+            )
+            .fix(format!("chmod 755 {interp}")),
+        );
+    }
+    if info.dynamic == Some(true) {
+        let sev = if v.root_is_host {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        out.push(
+            Finding::new(Id::InterpreterDynamic, sev, format!("interpreter {interp} of entry {:?} is dynamically linked: inside a container or foreign root its host libraries are missing", w.name))
+                .about(&w.name)
+                .with("interpreter", &interp)
+                .fix("install the statically linked interpreter (Debian: qemu-user-static) and re-register with F"),
+        );
+    }
+}
+
+fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
+    let Some(m) = s.meta else { return };
+    if (m.setuid() || m.setgid()) && !w.flags.credentials {
+        let what = if m.setuid() { "setuid" } else { "setgid" };
+        out.push(
+            Finding::error(Id::SetuidNeedsCredentials, format!("{} is {what}, but entry {:?} lacks C: it runs with the caller's credentials (sudo: \"effective uid is not 0\")", s.path, w.name))
+                .about(&w.name)
+                .with("mode", format!("{:o}", m.mode))
+                .with("entry flags", w.flags)
+                .fix(format!("binfmtd install {} --credentials --force", w.name)),
+        );
+    }
+    let base = s.path.rsplit('/').next().unwrap_or("");
+    let multicall = matches!(base, "busybox" | "toybox") || s.aliases >= 2;
+    let shell = matches!(
+        base,
+        "sh" | "bash" | "dash" | "ash" | "zsh" | "ksh" | "mksh"
+    );
+    if (multicall || shell) && !w.flags.preserve_argv0 {
+        let why = if multicall {
+            format!("a multi-call binary ({} other names link to it) that picks its applet from argv[0]", s.aliases)
+        } else {
+            "a shell that detects login mode from a leading '-' in argv[0]".to_string()
+        };
+        out.push(
+            Finding::warning(
+                Id::Argv0NeedsPreserve,
+                format!(
+                    "{} is {why}, but entry {:?} lacks P, so argv[0] is replaced by the full path",
+                    s.path, w.name
+                ),
+            )
+            .about(&w.name)
+            .with("entry flags", w.flags)
+            .fix(format!(
+                "binfmtd install {} --preserve-argv0 --force",
+                w.name
+            )),
+        );
+    }
+}
+
+fn loader_checks(s: &Subject, l: &Loaded, v: &View<'_>, out: &mut Vec<Finding>) {
+    let f = &l.facts;
+    let (Some(interp), Some(state)) = (&f.interp, &s.loader) else {
+        return;
+    };
+    let want = libs::libc_of_interp(interp);
+    let same_arch: Vec<&RootLoader> = v
+        .root_loaders
+        .iter()
+        .filter(|r| {
+            r.description == f.describe()
+                || r.description.starts_with(&format!(
+                    "{}-bit {}-endian {}",
+                    f.class,
+                    if f.little_endian { "little" } else { "big" },
+                    f.machine_name
+                ))
+        })
+        .collect();
+    match state {
+        LoaderState::Missing { reason } => {
+            let has: Vec<String> = v
+                .root_loaders
+                .iter()
+                .map(|r| format!("{} ({}, {})", r.path, r.libc.name(), r.description))
+                .collect();
+            let sysroot = same_arch
+                .iter()
+                .find(|r| r.path.starts_with("/usr/") && r.path.matches('/').count() >= 4);
+            let fix = match (sysroot, libs::triplet(f)) {
+                (Some(r), _) => format!(
+                    "a cross sysroot has it: run with QEMU_LD_PREFIX={} (qemu), or install the {} C library into the root",
+                    r.path.rsplit_once("/lib").map(|(d, _)| d).unwrap_or("/usr"),
+                    f.platform.as_deref().unwrap_or("foreign")
+                ),
+                (None, Some(t)) if want == Libc::Glibc => format!(
+                    "install the {t} glibc into the root (Debian: dpkg --add-architecture {0} && apt-get install libc6:{0}), or run the program inside a {1} image",
+                    debian_arch(t),
+                    f.platform.as_deref().unwrap_or("matching")
+                ),
+                _ => format!("run the program inside a root or image that provides {interp}"),
+            };
+            out.push(
+                Finding::error(Id::LoaderMissing, format!("the loader {interp} does not exist in {}: the program fails with \"Could not open '{interp}'\" or \"No such file or directory\"", v.root_name))
+                    .about(interp)
+                    .with("missing path", interp)
+                    .with("lookup", reason)
+                    .with("root has", if has.is_empty() { "no dynamic loader at all".to_string() } else { has.join("; ") })
+                    .fix(fix),
+            );
+            let other: Vec<&&RootLoader> = same_arch
+                .iter()
+                .filter(|r| r.libc != want && r.libc != Libc::Unknown)
+                .collect();
+            if let Some(o) = other.first() {
+                out.push(libc_mismatch(
+                    interp,
+                    want,
+                    o.libc,
+                    &o.path,
+                    Severity::Error,
+                ));
+            }
+        }
+        LoaderState::Present {
+            real_path,
+            description,
+            compatible: false,
+            ..
+        } => out.push(
+            Finding::error(
+                Id::LoaderWrongArch,
+                format!(
+                    "the loader {interp} in {} is {description}, but the program is {}",
+                    v.root_name,
+                    f.describe()
+                ),
+            )
+            .about(interp)
+            .with("loader", real_path)
+            .fix("run the program in a root of its own architecture"),
+        ),
+        LoaderState::Present {
+            libc, real_path, ..
+        } if *libc != want && *libc != Libc::Unknown && want != Libc::Unknown => out.push(
+            libc_mismatch(interp, want, *libc, real_path, Severity::Warning),
+        ),
+        LoaderState::Present { .. } => {}
+        LoaderState::Unusable { reason } => out.push(
+            Finding::error(
+                Id::LoaderWrongArch,
+                format!("the loader {interp} exists in {} but {reason}", v.root_name),
+            )
+            .about(interp)
+            .fix("reinstall the C library package of the root"),
+        ),
+    }
+}
+
+fn libc_mismatch(interp: &str, want: Libc, has: Libc, path: &str, sev: Severity) -> Finding {
+    Finding::new(Id::LoaderLibcMismatch, sev, format!("the program was built for {} ({interp}) but the root provides {} ({path})", want.name(), has.name()))
+        .about(interp)
+        .with("expected", want.name())
+        .with("root has", format!("{} at {path}", has.name()))
+        .fix(match want {
+            Libc::Glibc => "use a glibc-based image (Debian, Ubuntu, Fedora) or rebuild against musl; on Alpine `apk add gcompat` helps some programs",
+            _ => "use a musl-based image (Alpine) or rebuild the program against glibc",
+        })
+}
+
+/// Debian architecture name from a multiarch triplet.
+fn debian_arch(t: &str) -> &str {
+    match t {
+        "aarch64-linux-gnu" => "arm64",
+        "arm-linux-gnueabihf" => "armhf",
+        "arm-linux-gnueabi" => "armel",
+        "x86_64-linux-gnu" => "amd64",
+        "i386-linux-gnu" => "i386",
+        "powerpc64le-linux-gnu" => "ppc64el",
+        "mips64el-linux-gnuabi64" => "mips64el",
+        "loongarch64-linux-gnu" => "loong64",
+        t => t.split('-').next().unwrap_or(t),
+    }
+}
+
+fn library_checks(s: &Subject, out: &mut Vec<Finding>) {
+    let Some(r) = &s.libs else { return };
+    for u in &r.unresolved {
+        if let Some((path, what)) = u.wrong_arch.first() {
+            out.push(
+                Finding::error(Id::LibraryWrongArch, format!("{} is needed by {} but only found for another architecture: {path} is {what}", u.name, u.needed_by))
+                    .about(&u.name)
+                    .with("library", &u.name)
+                    .with("found", u.wrong_arch.iter().map(|(p, w)| format!("{p} ({w})")).collect::<Vec<_>>().join("; "))
+                    .fix(format!("install the package providing {} for the program's architecture into the root", u.name)),
+            );
+        } else {
+            out.push(
+                Finding::error(
+                    Id::LibraryMissing,
+                    format!(
+                        "{} is needed by {} but is not in the root",
+                        u.name, u.needed_by
+                    ),
+                )
+                .about(&u.name)
+                .with("library", &u.name)
+                .with("searched", u.searched.join(":"))
+                .fix(format!(
+                    "install the package that provides {} (Debian: apt-file search {})",
+                    u.name, u.name
+                )),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "checks_tests.rs"]
+mod tests;
