@@ -291,7 +291,8 @@ pub struct Subject {
 }
 
 impl Subject {
-    fn empty(path: &str) -> Subject {
+    /// A subject with nothing read yet.
+    pub fn empty(path: &str) -> Subject {
         Subject {
             path: path.to_string(),
             real_path: None,

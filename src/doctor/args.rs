@@ -1,0 +1,115 @@
+//! Command-line arguments of `binfmtd doctor` and their validation.
+
+use std::path::PathBuf;
+
+/// `binfmtd doctor PATH [--root DIR] | --root DIR --all | PATH --run [--timeout S] [-- ARGS]`
+///
+/// Exit status: 0 the program will run; 1 problems were found; 2 usage or I/O error.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[command(
+    after_help = "Exit status: 0 = it will run, 1 = problems found, 2 = usage or I/O error.\nFinding ids are explained in docs/doctor.md."
+)]
+pub struct DoctorArgs {
+    /// The program or script to diagnose, resolved inside --root as the kernel would run it.
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// Root filesystem the program runs in (an unpacked image, build root, container rootfs).
+    /// Symlinks and `..` are resolved inside it, as if chrooted.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Diagnose every ELF file under --root and summarise by finding.
+    #[arg(long, conflicts_with_all = ["path", "run"])]
+    pub all: bool,
+    /// Also execute PATH (with the given ARGS) and classify how it exits or hangs.
+    #[arg(long)]
+    pub run: bool,
+    /// Seconds before a --run is considered hung.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+    /// Arguments passed to the program with --run.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// A combination of arguments that makes no sense; the message says what to type instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("give a PATH to diagnose, or --all to scan the whole --root (e.g. `binfmtd doctor --root ./rootfs --all`)")]
+    NothingToDo,
+    #[error("--all scans every file and cannot be combined with a PATH; drop one of them")]
+    AllWithPath,
+    #[error("--run needs a PATH to execute (e.g. `binfmtd doctor ./app --run -- --version`)")]
+    RunWithoutPath,
+    #[error("arguments after `--` are only used with --run; add --run or drop them")]
+    ArgsWithoutRun,
+    #[error("--timeout must be at least 1 second")]
+    ZeroTimeout,
+}
+
+impl DoctorArgs {
+    /// Checks the combinations clap cannot express.
+    pub fn validate(&self) -> Result<(), UsageError> {
+        match (&self.path, self.all, self.run) {
+            (Some(_), true, _) => Err(UsageError::AllWithPath),
+            (None, false, true) | (None, true, true) => Err(UsageError::RunWithoutPath),
+            (None, false, false) => Err(UsageError::NothingToDo),
+            _ if !self.args.is_empty() && !self.run => Err(UsageError::ArgsWithoutRun),
+            _ if self.run && self.timeout == 0 => Err(UsageError::ZeroTimeout),
+            _ => Ok(()),
+        }
+    }
+
+    /// Arguments for one file at the default root.
+    pub fn for_path(path: impl Into<PathBuf>) -> Self {
+        DoctorArgs {
+            path: Some(path.into()),
+            root: PathBuf::from("/"),
+            all: false,
+            run: false,
+            timeout: 10,
+            args: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: DoctorArgs,
+    }
+
+    fn parse(v: &[&str]) -> Result<DoctorArgs, String> {
+        let cli = Cli::try_parse_from(std::iter::once("doctor").chain(v.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.a.validate().map_err(|e| e.to_string())?;
+        Ok(cli.a)
+    }
+
+    #[test]
+    fn combinations() {
+        let a = parse(&["./app"]).unwrap();
+        assert_eq!(a.root, PathBuf::from("/"));
+        assert_eq!(a.timeout, 10);
+        let a = parse(&["--root", "/r", "--all"]).unwrap();
+        assert!(a.all && a.path.is_none());
+        let a = parse(&["./app", "--run", "--timeout", "3", "--", "-x", "y"]).unwrap();
+        assert_eq!(a.args, ["-x", "y"]);
+        assert_eq!(a.timeout, 3);
+        for (bad, want) in [
+            (&[][..], "give a PATH"),
+            (&["--run"][..], "--run needs a PATH"),
+            (&["./app", "--", "x"][..], "only used with --run"),
+            (&["./app", "--run", "--timeout", "0"][..], "at least 1"),
+            (&["./app", "--all"][..], "cannot be used with"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
+    }
+}
