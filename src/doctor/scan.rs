@@ -105,16 +105,16 @@ fn walk(
         };
         let path = format!("{prefix}/{name}");
         match kind {
-            Type::File
-                if tx
-                    .send(Item {
-                        dir: dir.clone(),
-                        name,
-                        path,
-                    })
-                    .is_err() =>
-            {
-                return;
+            Type::File => {
+                let item = Item {
+                    dir: dir.clone(),
+                    name,
+                    path,
+                };
+                let sent = tx.send(item);
+                if sent.is_err() {
+                    return;
+                }
             }
             Type::Directory => subdirs.push((name, path)),
             _ => {}
