@@ -40,18 +40,7 @@ pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
         out.push(open_problem(s, err));
         return out;
     }
-    if let Some(m) = s.meta {
-        if !m.executable() {
-            out.push(
-                Finding::error(
-                    Id::NotExecutable,
-                    format!("{} has no execute permission (mode {:o})", s.path, m.mode),
-                )
-                .with("path", &s.path)
-                .fix(format!("chmod +x {}", s.path)),
-            );
-        }
-    }
+    mode_check(s, &mut out);
     let file_name = s.path.rsplit('/').next();
     let winner = v
         .snapshot
@@ -139,7 +128,7 @@ pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
         );
         return out;
     }
-    let library = f.linkage == Linkage::SharedLibrary;
+    let library = f.linkage == Linkage::SharedLibrary || !s.as_program;
     if !library {
         handler_checks(s, loaded, winner, v, &mut out);
     }
@@ -147,6 +136,24 @@ pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
     library_checks(s, &mut out);
     super::checks_cpu::cpu_checks(s, loaded, winner, v, &mut out);
     out
+}
+
+fn mode_check(s: &Subject, out: &mut Vec<Finding>) {
+    // Shared libraries are mapped, not executed: they need no execute bit.
+    let library = matches!(&s.elf, Some(Ok(l)) if l.facts.linkage == Linkage::SharedLibrary);
+    if !s.as_program {
+        return;
+    }
+    if let Some(m) = s.meta.filter(|m| !m.executable() && !library) {
+        out.push(
+            Finding::error(
+                Id::NotExecutable,
+                format!("{} has no execute permission (mode {:o})", s.path, m.mode),
+            )
+            .with("path", &s.path)
+            .fix(format!("chmod +x {}", s.path)),
+        );
+    }
 }
 
 fn osabi_name(o: u8) -> String {

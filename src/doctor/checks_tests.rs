@@ -70,6 +70,7 @@ fn subject(path: &str, bytes: &[u8], mode: u32) -> Subject {
         loader: None,
         libs: None,
         aliases: 0,
+        as_program: true,
     }
 }
 

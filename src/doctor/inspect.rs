@@ -288,6 +288,9 @@ pub struct Subject {
     pub libs: Option<LibReport>,
     /// Names of other files in the same directory that link to this binary (multi-call).
     pub aliases: usize,
+    /// Judged as a program someone executes (false for non-executable files found by --all:
+    /// those are only checked as libraries).
+    pub as_program: bool,
 }
 
 impl Subject {
@@ -304,6 +307,7 @@ impl Subject {
             loader: None,
             libs: None,
             aliases: 0,
+            as_program: true,
         }
     }
 }

@@ -193,5 +193,6 @@ fn diagnose(
     let mut s: Subject =
         inspect::subject_from_file(file, meta, &item.path, Some(item.path.clone()), resolver);
     s.aliases = meta.nlink.saturating_sub(1) as usize;
+    s.as_program = meta.executable();
     Some(session.judge(&s))
 }
