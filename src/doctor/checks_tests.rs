@@ -4,7 +4,7 @@ use super::*;
 use crate::doctor::context::HostFacts;
 use crate::doctor::elf;
 use crate::doctor::inspect::{InterpInfo, Loaded, LoaderState, Subject};
-use crate::doctor::libs::{LibReport, Unresolved};
+use crate::doctor::libs::{LibReport, Libc, Unresolved};
 use crate::doctor::rootfs::{FileType, Meta};
 use crate::doctor::sniff;
 use crate::doctor::testelf::{build, Spec};

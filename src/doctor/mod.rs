@@ -7,6 +7,7 @@
 pub mod args;
 pub mod checks;
 pub mod checks_cpu;
+pub mod checks_deps;
 pub mod context;
 pub mod defects;
 pub mod elf;
