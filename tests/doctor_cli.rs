@@ -27,7 +27,6 @@ fn text(o: &Output) -> String {
 }
 
 #[test]
-#[ignore = "needs `binfmtd doctor` wired into src/cli (the lead's wiring); run with --include-ignored"]
 fn seed_case_bare_root_exits_1_naming_the_loader() {
     if !common::require_tool("aarch64-linux-gnu-gcc") {
         return;
@@ -64,7 +63,6 @@ fn seed_case_bare_root_exits_1_naming_the_loader() {
 }
 
 #[test]
-#[ignore = "needs `binfmtd doctor` wired into src/cli (the lead's wiring); run with --include-ignored"]
 fn seed_case_in_arm64_root_with_a_private_handler_exits_0_and_runs() {
     if !common::require_tool("qemu-aarch64-static") || !common::require_tool("debootstrap") {
         return;
@@ -138,7 +136,6 @@ fn seed_case_in_arm64_root_with_a_private_handler_exits_0_and_runs() {
 }
 
 #[test]
-#[ignore = "needs `binfmtd doctor` wired into src/cli (the lead's wiring); run with --include-ignored"]
 fn usage_and_io_errors_exit_2() {
     for (args, want) in [
         (&[][..], "give a PATH"),
@@ -161,7 +158,6 @@ fn usage_and_io_errors_exit_2() {
 }
 
 #[test]
-#[ignore = "needs `binfmtd doctor` wired into src/cli (the lead's wiring); run with --include-ignored"]
 fn emulated_hangs_are_classified_with_guest_syscalls() {
     if !common::require_tool("aarch64-linux-gnu-gcc")
         || !common::require_tool("qemu-aarch64-static")

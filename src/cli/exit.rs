@@ -53,6 +53,9 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
                 _ => USAGE,
             };
         }
+        if let Some(e) = cause.downcast_ref::<crate::doctor::DoctorError>() {
+            return e.exit_code();
+        }
         if cause.downcast_ref::<crate::model::UnknownFlag>().is_some() {
             return USAGE;
         }

@@ -80,6 +80,8 @@ pub enum Command {
     Disable(EntryArgs),
     /// Run CMD in a private binfmt_misc instance (no root needed; Linux 6.7+).
     Sandbox(SandboxArgs),
+    /// Say why a foreign binary, a script, or a whole root filesystem will fail under emulation.
+    Doctor(crate::doctor::DoctorArgs),
     /// Write man pages and shell completions generated from this command line (packaging).
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),

@@ -66,6 +66,19 @@ pub fn run(cli: Cli) -> Result<i32> {
             emit(json, &r, render::install)?;
             Ok(if r.ok { exit::OK } else { exit::FAILED })
         }
+        Command::Doctor(a) => {
+            let ctx = context(&cli)?;
+            let host = ctx.host_with(&mut ctx.cache(), true);
+            let dctx = crate::doctor::DoctorContext::from_system(
+                &cli.global.binfmt_misc,
+                ctx.catalog,
+                &host,
+            );
+            let r = crate::doctor::execute(a, &dctx)?;
+            let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            emit(json, &r, |r| crate::doctor::render_human(r, color))?;
+            Ok(r.exit_code())
+        }
         Command::Uninstall(a) => entries(&cli, a, EntryOp::Remove),
         Command::Enable(a) => entries(&cli, a, EntryOp::Enable),
         Command::Disable(a) => entries(&cli, a, EntryOp::Disable),

@@ -112,7 +112,9 @@ pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
 /// The x86-64 psABI level a CPU with these flags reaches.
 pub fn x86_64_level(flags: &[String]) -> u8 {
     let has = |names: &[&str]| names.iter().all(|n| flags.iter().any(|f| f == n));
-    let v2 = has(&["cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"]);
+    let v2 = has(&[
+        "cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3",
+    ]);
     let v3 = v2
         && has(&[
             "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave",
@@ -370,7 +372,7 @@ mod tests {
         assert_eq!(kernel_version("6.7.0-rc1"), Some((6, 7)));
         assert_eq!(kernel_version("garbage"), None);
         let flags = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
-        let v2 = "cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3";
+        let v2 = "cx16 lahf_lm popcnt pni sse4_1 sse4_2 ssse3";
         let v3 = format!("{v2} avx avx2 bmi1 bmi2 f16c fma abm movbe xsave");
         let v4 = format!("{v3} avx512f avx512bw avx512cd avx512dq avx512vl");
         assert_eq!(x86_64_level(&flags("fpu sse2")), 1);
