@@ -52,30 +52,16 @@ pub fn is_static(path: &Path) -> Option<bool> {
         &mut head,
     )
     .ok()?;
-    let check = |data: &[u8]| -> Option<bool> {
-        match object::FileKind::parse(data).ok()? {
-            object::FileKind::Elf64 => {
-                let h = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
-                let e = h.endian().ok()?;
-                Some(
-                    !h.program_headers(e, data)
-                        .ok()?
-                        .iter()
-                        .any(|p| p.p_type(e) == object::elf::PT_INTERP),
-                )
-            }
-            object::FileKind::Elf32 => {
-                let h = object::elf::FileHeader32::<object::Endianness>::parse(data).ok()?;
-                let e = h.endian().ok()?;
-                Some(
-                    !h.program_headers(e, data)
-                        .ok()?
-                        .iter()
-                        .any(|p| p.p_type(e) == object::elf::PT_INTERP),
-                )
-            }
-            _ => None,
-        }
+    fn no_interp<H: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Option<bool> {
+        let h = H::parse(data).ok()?;
+        let e = h.endian().ok()?;
+        let phdrs = h.program_headers(e, data).ok()?;
+        Some(!phdrs.iter().any(|p| p.p_type(e) == object::elf::PT_INTERP))
+    }
+    let check = |data: &[u8]| match object::FileKind::parse(data).ok()? {
+        object::FileKind::Elf64 => no_interp::<object::elf::FileHeader64<object::Endianness>>(data),
+        object::FileKind::Elf32 => no_interp::<object::elf::FileHeader32<object::Endianness>>(data),
+        _ => None,
     };
     check(&head).or_else(|| check(&std::fs::read(path).ok()?))
 }

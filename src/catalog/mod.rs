@@ -152,6 +152,44 @@ fn platform_base(p: &str) -> &str {
 
 include!(concat!(env!("OUT_DIR"), "/embedded_handlers.rs"));
 
+/// The 34 user-mode targets of QEMU's binfmt table, by QEMU arch name.
+pub const QEMU_TARGETS: [&str; 34] = [
+    "i386",
+    "i486",
+    "alpha",
+    "arm",
+    "armeb",
+    "sparc",
+    "sparc32plus",
+    "sparc64",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "m68k",
+    "mips",
+    "mipsel",
+    "mipsn32",
+    "mipsn32el",
+    "mips64",
+    "mips64el",
+    "sh4",
+    "sh4eb",
+    "s390x",
+    "aarch64",
+    "aarch64_be",
+    "hppa",
+    "riscv32",
+    "riscv64",
+    "xtensa",
+    "xtensaeb",
+    "microblaze",
+    "microblazeel",
+    "or1k",
+    "x86_64",
+    "hexagon",
+    "loongarch64",
+];
+
 /// All known handlers, keyed by name.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -289,42 +327,7 @@ mod tests {
             .filter(|h| h.translator == Translator::Qemu)
             .map(|h| h.arch.as_str())
             .collect();
-        for arch in [
-            "i386",
-            "i486",
-            "alpha",
-            "arm",
-            "armeb",
-            "sparc",
-            "sparc32plus",
-            "sparc64",
-            "ppc",
-            "ppc64",
-            "ppc64le",
-            "m68k",
-            "mips",
-            "mipsel",
-            "mipsn32",
-            "mipsn32el",
-            "mips64",
-            "mips64el",
-            "sh4",
-            "sh4eb",
-            "s390x",
-            "aarch64",
-            "aarch64_be",
-            "hppa",
-            "riscv32",
-            "riscv64",
-            "xtensa",
-            "xtensaeb",
-            "microblaze",
-            "microblazeel",
-            "or1k",
-            "x86_64",
-            "hexagon",
-            "loongarch64",
-        ] {
+        for arch in QEMU_TARGETS {
             assert!(qemu.contains(&arch), "no qemu handler for {arch}");
         }
         assert_eq!(qemu.len(), 34);

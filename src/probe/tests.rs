@@ -2,45 +2,8 @@
 
 use super::elf::{self, Class, Endian};
 use super::{exit_program, lookup, supported_arches};
-use crate::catalog::{Catalog, Translator};
+use crate::catalog::{Catalog, Translator, QEMU_TARGETS};
 use crate::model::Matcher;
-
-const QEMU_TARGETS: [&str; 34] = [
-    "i386",
-    "i486",
-    "alpha",
-    "arm",
-    "armeb",
-    "sparc",
-    "sparc32plus",
-    "sparc64",
-    "ppc",
-    "ppc64",
-    "ppc64le",
-    "m68k",
-    "mips",
-    "mipsel",
-    "mipsn32",
-    "mipsn32el",
-    "mips64",
-    "mips64el",
-    "sh4",
-    "sh4eb",
-    "s390x",
-    "aarch64",
-    "aarch64_be",
-    "hppa",
-    "riscv32",
-    "riscv64",
-    "xtensa",
-    "xtensaeb",
-    "microblaze",
-    "microblazeel",
-    "or1k",
-    "x86_64",
-    "hexagon",
-    "loongarch64",
-];
 
 /// Code bytes of `exit_group(42)`, as produced by GNU as / llvm-mc and decoded back by
 /// objdump or QEMU's disassembler (`-d in_asm`); see the module docs of `isa_code`.
