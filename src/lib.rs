@@ -6,6 +6,8 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod dbus;
 pub mod doctor;
 pub mod host;
 pub mod kernel;

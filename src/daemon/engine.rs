@@ -1,0 +1,240 @@
+//! The daemon's core: serializes changes, keeps desired state, caches what properties show.
+
+use super::backend::{Backend, Observed};
+use super::desired::{effective, Config, Recorded};
+use crate::dbus::errors::Error;
+use crate::dbus::types::{InstallOptions, ItemReport, UninstallOptions};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// Which properties differ between two observations (pure comparison).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Change {
+    pub host: bool,
+    pub handlers: bool,
+    pub mounted: bool,
+    pub global_status: bool,
+}
+
+impl Change {
+    pub fn between(old: &Observed, new: &Observed) -> Change {
+        Change {
+            host: old.host_architecture != new.host_architecture
+                || old.native_platforms != new.native_platforms
+                || old.supported_platforms != new.supported_platforms,
+            handlers: old.handlers != new.handlers,
+            mounted: old.mounted != new.mounted,
+            global_status: old.global_status != new.global_status,
+        }
+    }
+    pub fn any(self) -> bool {
+        self.host || self.handlers || self.mounted || self.global_status
+    }
+}
+
+/// Outcomes that mean "the kernel was changed" (a repair when reconciling).
+pub fn is_write(outcome: &str) -> bool {
+    matches!(
+        outcome,
+        "installed" | "replaced" | "enabled" | "disabled" | "removed"
+    )
+}
+
+/// Where desired state lives.
+#[derive(Debug, Clone)]
+pub struct Places {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+pub struct Engine {
+    backend: Arc<dyn Backend>,
+    places: Places,
+    view: RwLock<Observed>,
+    op: tokio::sync::Mutex<()>,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Failed(format!(
+        "{what} failed inside binfmtd: {e}; see the daemon's log"
+    ))
+}
+
+impl Engine {
+    pub fn new(backend: Arc<dyn Backend>, places: Places) -> Self {
+        Engine {
+            backend,
+            places,
+            view: RwLock::new(Observed::default()),
+            op: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The last observation (what the properties show). Cheap: no I/O.
+    pub fn view(&self) -> Observed {
+        self.view
+            .read()
+            .map(|v| v.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Reads a field of the cached view without cloning the rest.
+    pub fn with_view<T>(&self, f: impl FnOnce(&Observed) -> T) -> T {
+        match self.view.read() {
+            Ok(v) => f(&v),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&dyn Backend) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || f(backend.as_ref()))
+            .await
+            .map_err(|e| internal(what, e))
+    }
+
+    /// Observes host and kernel again and reports which properties changed.
+    pub async fn refresh(&self) -> Result<Change, Error> {
+        let observed = self.blocking("observe", |b| b.observe()).await??;
+        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let change = Change::between(&view, &observed);
+        *view = observed;
+        Ok(change)
+    }
+
+    fn load_record(&self) -> Result<Recorded, Error> {
+        Recorded::load(&self.places.state_dir).map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    fn save_record(&self, before: &Recorded, after: &Recorded) -> Result<(), Error> {
+        if before == after {
+            return Ok(());
+        }
+        after
+            .save(&self.places.state_dir)
+            .map_err(|e| Error::Failed(e.to_string()))
+    }
+
+    /// Installs each platform, recording in the desired state those that succeeded.
+    pub async fn install(
+        &self,
+        platforms: Vec<String>,
+        options: InstallOptions,
+    ) -> Result<(Vec<ItemReport>, Change), Error> {
+        let _guard = self.op.lock().await;
+        let before = self.load_record()?;
+        let mut record = before.clone();
+        let mut reports = Vec::new();
+        for platform in platforms {
+            let opts = options.clone();
+            let word = platform.clone();
+            let items = self
+                .blocking("install", move |b| b.install(&[word], &opts))
+                .await??;
+            if items.iter().all(|i| i.outcome != "failed") {
+                record.install(&platform, &options);
+            }
+            reports.extend(items);
+        }
+        self.save_record(&before, &record)?;
+        Ok((reports, self.refresh().await?))
+    }
+
+    /// Uninstalls owned entries of the platforms and drops them from the desired state.
+    pub async fn uninstall(
+        &self,
+        platforms: Vec<String>,
+        options: UninstallOptions,
+    ) -> Result<(Vec<ItemReport>, Change), Error> {
+        let _guard = self.op.lock().await;
+        let before = self.load_record()?;
+        let mut record = before.clone();
+        let list = platforms.clone();
+        let reports = self
+            .blocking("uninstall", move |b| b.uninstall(&list, &options))
+            .await??;
+        for p in &platforms {
+            record.uninstall(p);
+        }
+        self.save_record(&before, &record)?;
+        Ok((reports, self.refresh().await?))
+    }
+
+    /// Enables or disables owned entries and records it, so drift repair keeps it that way.
+    pub async fn set_enabled(
+        &self,
+        platforms: Vec<String>,
+        enabled: bool,
+    ) -> Result<(Vec<ItemReport>, Change), Error> {
+        let _guard = self.op.lock().await;
+        let before = self.load_record()?;
+        let mut record = before.clone();
+        let list = platforms.clone();
+        let reports = self
+            .blocking("enable/disable", move |b| b.set_enabled(&list, enabled))
+            .await??;
+        for p in &platforms {
+            record.set_enabled(p, enabled);
+        }
+        self.save_record(&before, &record)?;
+        Ok((reports, self.refresh().await?))
+    }
+
+    /// Applies the desired state: installs what is wanted and missing, re-applies disabled
+    /// marks. Never forces, so entries binfmtd does not own are left alone. Logs each repair.
+    pub async fn reconcile(&self, why: &str) -> Result<(Vec<ItemReport>, Change), Error> {
+        let _guard = self.op.lock().await;
+        let config =
+            Config::load(&self.places.config_dir).map_err(|e| Error::Failed(e.to_string()))?;
+        let record = self.load_record()?;
+        let mut reports = Vec::new();
+        for wanted in effective(&config, &record) {
+            let target = wanted.target.clone();
+            let options = wanted.options.clone();
+            let enabled = wanted.enabled;
+            let result = self
+                .blocking("reconcile", move |b| {
+                    let mut items = b.install(std::slice::from_ref(&target), &options)?;
+                    if !enabled {
+                        items.extend(b.set_enabled(&[target], false)?);
+                    }
+                    Ok::<_, Error>(items)
+                })
+                .await?;
+            match result {
+                Ok(items) => reports.extend(items),
+                Err(e) => {
+                    let message = zbus::DBusError::description(&e)
+                        .unwrap_or_default()
+                        .to_string();
+                    tracing::warn!(platform = %wanted.platform, "cannot keep desired platform: {message}");
+                    reports.push(ItemReport {
+                        platform: wanted.platform.clone(),
+                        handler: wanted.target.clone(),
+                        outcome: "failed".into(),
+                        message,
+                    });
+                }
+            }
+        }
+        for item in reports.iter().filter(|i| is_write(&i.outcome)) {
+            tracing::info!(
+                platform = %item.platform,
+                handler = %item.handler,
+                outcome = %item.outcome,
+                trigger = why,
+                "repaired: {}",
+                item.message
+            );
+        }
+        Ok((reports, self.refresh().await?))
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,201 @@
+//! The server side of org.binfmtd1.Manager: thin adapters from D-Bus to the daemon's engine.
+
+use super::auth::{AuthRequest, Authorizer, ACTION_MANAGE};
+use super::errors::Error;
+use super::types::{
+    check_platforms, parse_install_options, parse_uninstall_options, HandlerInfo, ItemReport,
+};
+use crate::daemon::engine::{Change, Engine};
+use std::collections::HashMap;
+use std::sync::Arc;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{interface, OwnedFd, OwnedVariant};
+
+/// The object served at `/org/binfmtd1`.
+pub struct Manager {
+    engine: Arc<Engine>,
+    auth: Arc<dyn Authorizer>,
+}
+
+impl Manager {
+    pub fn new(engine: Arc<Engine>, auth: Arc<dyn Authorizer>) -> Self {
+        Manager { engine, auth }
+    }
+
+    async fn authorize(&self, header: &Header<'_>, interactive: bool) -> Result<(), Error> {
+        self.auth
+            .authorize(AuthRequest::new(header, ACTION_MANAGE, interactive))
+            .await
+    }
+
+    /// Emits PropertiesChanged for what changed, and HandlersChanged when handlers did.
+    pub async fn announce(&self, change: Change, emitter: &SignalEmitter<'_>) -> zbus::Result<()> {
+        if change.host {
+            self.host_architecture_changed(emitter).await?;
+            self.native_platforms_changed(emitter).await?;
+            self.supported_platforms_changed(emitter).await?;
+        }
+        if change.mounted {
+            self.binfmt_misc_mounted_changed(emitter).await?;
+        }
+        if change.global_status {
+            self.global_status_changed(emitter).await?;
+        }
+        if change.handlers {
+            self.handlers_changed(emitter).await?;
+            let handlers = self.engine.with_view(|v| v.handlers.clone());
+            Manager::handlers_changed_signal(emitter, handlers).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        result: Result<(Vec<ItemReport>, Change), Error>,
+        emitter: &SignalEmitter<'_>,
+    ) -> Result<Vec<ItemReport>, Error> {
+        let (reports, change) = result?;
+        if let Err(e) = self.announce(change, emitter).await {
+            tracing::warn!("cannot emit change signals: {e}");
+        }
+        Ok(reports)
+    }
+}
+
+#[interface(name = "org.binfmtd1.Manager")]
+impl Manager {
+    /// Registers handlers for the platforms (OCI platforms or handler names) and keeps them
+    /// registered. Options: flags (s), force (b), persist (b), allow_dynamic (b), verify (b).
+    async fn install(
+        &self,
+        platforms: Vec<String>,
+        options: HashMap<String, OwnedVariant>,
+        interactive: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<Vec<ItemReport>, Error> {
+        self.authorize(&header, interactive).await?;
+        check_platforms(&platforms)?;
+        let options = parse_install_options(&options)?;
+        let result = self.engine.install(platforms, options).await;
+        self.finish(result, &emitter).await
+    }
+
+    /// Removes the platforms' entries that binfmtd owns and stops keeping them.
+    /// Options: persist (b) also removes the binfmt.d files binfmtd wrote.
+    async fn uninstall(
+        &self,
+        platforms: Vec<String>,
+        options: HashMap<String, OwnedVariant>,
+        interactive: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<Vec<ItemReport>, Error> {
+        self.authorize(&header, interactive).await?;
+        check_platforms(&platforms)?;
+        let options = parse_uninstall_options(&options)?;
+        let result = self.engine.uninstall(platforms, options).await;
+        self.finish(result, &emitter).await
+    }
+
+    /// Enables the platforms' entries that binfmtd owns.
+    async fn enable(
+        &self,
+        platforms: Vec<String>,
+        interactive: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<Vec<ItemReport>, Error> {
+        self.authorize(&header, interactive).await?;
+        check_platforms(&platforms)?;
+        let result = self.engine.set_enabled(platforms, true).await;
+        self.finish(result, &emitter).await
+    }
+
+    /// Disables the platforms' entries that binfmtd owns; drift repair keeps them disabled.
+    async fn disable(
+        &self,
+        platforms: Vec<String>,
+        interactive: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<Vec<ItemReport>, Error> {
+        self.authorize(&header, interactive).await?;
+        check_platforms(&platforms)?;
+        let result = self.engine.set_enabled(platforms, false).await;
+        self.finish(result, &emitter).await
+    }
+
+    /// Applies the desired state now (what drift repair does on its own). Needs the same
+    /// authorization as the other changes, without interaction.
+    async fn reconcile(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<Vec<ItemReport>, Error> {
+        self.authorize(&header, false).await?;
+        let result = self.engine.reconcile("Reconcile call").await;
+        self.finish(result, &emitter).await
+    }
+
+    /// Diagnoses the binary behind `fd`, which the caller opened, so the daemon never opens a
+    /// path for a caller who might not be allowed to read it. Returns the report as JSON.
+    async fn doctor(
+        &self,
+        fd: OwnedFd,
+        options: HashMap<String, OwnedVariant>,
+    ) -> Result<String, Error> {
+        super::doctor::run(fd, &options, &self.engine.view()).await
+    }
+
+    /// Emitted after the `Handlers` property changed, with its new value.
+    #[zbus(signal, name = "HandlersChanged")]
+    async fn handlers_changed_signal(
+        emitter: &SignalEmitter<'_>,
+        handlers: Vec<HandlerInfo>,
+    ) -> zbus::Result<()>;
+
+    /// The host's CPU architecture (uname machine), e.g. `x86_64`.
+    #[zbus(property)]
+    fn host_architecture(&self) -> String {
+        self.engine.with_view(|v| v.host_architecture.clone())
+    }
+
+    /// Platforms the host runs without emulation, e.g. `linux/amd64`.
+    #[zbus(property)]
+    fn native_platforms(&self) -> Vec<String> {
+        self.engine.with_view(|v| v.native_platforms.clone())
+    }
+
+    /// Foreign platforms whose registered handler was verified to run.
+    #[zbus(property)]
+    fn supported_platforms(&self) -> Vec<String> {
+        self.engine.with_view(|v| v.supported_platforms.clone())
+    }
+
+    /// Every binfmt_misc entry, newest first: (name, platform, interpreter, flags, enabled,
+    /// owner, wins).
+    #[zbus(property)]
+    fn handlers(&self) -> Vec<HandlerInfo> {
+        self.engine.with_view(|v| v.handlers.clone())
+    }
+
+    /// Whether binfmt_misc is mounted.
+    #[zbus(property)]
+    fn binfmt_misc_mounted(&self) -> bool {
+        self.engine.with_view(|v| v.mounted)
+    }
+
+    /// `enabled`, `disabled` (every foreign exec fails) or `not-mounted`.
+    #[zbus(property)]
+    fn global_status(&self) -> String {
+        self.engine.with_view(|v| v.global_status.clone())
+    }
+
+    /// The daemon's version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+}

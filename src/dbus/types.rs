@@ -1,0 +1,232 @@
+//! Wire types of org.binfmtd1.Manager and the pure parsing of its `a{sv}` options.
+
+use super::errors::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use zbus::{OwnedVariant, Type};
+
+/// One binfmt_misc entry as the `Handlers` property shows it: `(ssssbsb)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct HandlerInfo {
+    /// Entry name in binfmt_misc (e.g. `qemu-aarch64`).
+    pub name: String,
+    /// OCI platform it serves (e.g. `linux/arm64`), empty when unknown.
+    pub platform: String,
+    pub interpreter: String,
+    /// Flags as the kernel reports them, in `POCF` order.
+    pub flags: String,
+    pub enabled: bool,
+    /// `binfmtd` for entries binfmtd registered; else who registered it (a binfmt.d file,
+    /// a package) or `unknown`.
+    pub owner: String,
+    /// True when this entry is the one the kernel uses for its magic (newest enabled match).
+    pub wins: bool,
+}
+
+/// What happened to one platform/handler in a method call: `(ssss)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ItemReport {
+    pub platform: String,
+    pub handler: String,
+    /// One word: installed, unchanged, replaced, removed, absent, enabled, disabled, skipped, failed.
+    pub outcome: String,
+    /// What was done or why not, and what to do about it.
+    pub message: String,
+}
+
+/// Options of `Install`, parsed from its `a{sv}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallOptions {
+    /// Flag override (e.g. "FC"); None keeps the policy/handler default.
+    pub flags: Option<String>,
+    /// Replace entries with the same name or magic that binfmtd does not own.
+    pub force: bool,
+    /// Also write binfmt.d files so the registration survives a reboot.
+    pub persist: bool,
+    /// Accept a dynamically linked interpreter (unsafe with F in containers).
+    pub allow_dynamic: bool,
+    /// Run the per-ISA probe after registering.
+    pub verify: bool,
+}
+
+/// Options of `Uninstall`, parsed from its `a{sv}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UninstallOptions {
+    /// Also remove binfmt.d files binfmtd wrote.
+    pub persist: bool,
+}
+
+fn get_bool(options: &HashMap<String, OwnedVariant>, key: &str) -> Result<bool, Error> {
+    match options.get(key) {
+        None => Ok(false),
+        Some(v) => v.downcast_ref::<bool>().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "option {key:?} must be a boolean (variant type b), got type {}; pass e.g. {key} b true",
+                v.value_signature()
+            ))
+        }),
+    }
+}
+
+fn reject_unknown(options: &HashMap<String, OwnedVariant>, known: &[&str]) -> Result<(), Error> {
+    let mut unknown: Vec<&str> = options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !known.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort_unstable();
+    Err(Error::InvalidArgument(format!(
+        "unknown option(s) {}; known options are {}",
+        unknown.join(", "),
+        known.join(", ")
+    )))
+}
+
+/// Parses `Install`'s options; unknown keys and wrong types are rejected with a message.
+pub fn parse_install_options(
+    options: &HashMap<String, OwnedVariant>,
+) -> Result<InstallOptions, Error> {
+    reject_unknown(
+        options,
+        &["flags", "force", "persist", "allow_dynamic", "verify"],
+    )?;
+    let flags = match options.get("flags") {
+        None => None,
+        Some(v) => {
+            let text: String = v.downcast_ref::<String>().map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "option \"flags\" must be a string (variant type s) such as \"FC\", got type {}",
+                    v.value_signature()
+                ))
+            })?;
+            crate::model::Flags::parse(&text).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "option \"flags\" = {text:?}: {e}; use letters from P, O, C, F"
+                ))
+            })?;
+            Some(text)
+        }
+    };
+    Ok(InstallOptions {
+        flags,
+        force: get_bool(options, "force")?,
+        persist: get_bool(options, "persist")?,
+        allow_dynamic: get_bool(options, "allow_dynamic")?,
+        verify: get_bool(options, "verify")?,
+    })
+}
+
+/// Parses `Uninstall`'s options.
+pub fn parse_uninstall_options(
+    options: &HashMap<String, OwnedVariant>,
+) -> Result<UninstallOptions, Error> {
+    reject_unknown(options, &["persist"])?;
+    Ok(UninstallOptions {
+        persist: get_bool(options, "persist")?,
+    })
+}
+
+/// Rejects an empty platform list or an empty word in it.
+pub fn check_platforms(platforms: &[String]) -> Result<(), Error> {
+    if platforms.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no platforms given; pass at least one, e.g. [\"linux/arm64\"]".into(),
+        ));
+    }
+    if let Some(bad) = platforms.iter().find(|p| p.trim().is_empty()) {
+        return Err(Error::InvalidArgument(format!(
+            "empty platform name {bad:?} in the list; remove it"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::Variant;
+
+    fn opts(pairs: &[(&str, Variant<'static>)]) -> HashMap<String, OwnedVariant> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OwnedVariant::try_from(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn install_options_table() {
+        let ok = |o: InstallOptions| Ok::<_, ()>(o);
+        type Case = (Vec<(&'static str, Variant<'static>)>, Result<InstallOptions, ()>);
+        let cases: Vec<Case> = vec![
+            (vec![], ok(InstallOptions::default())),
+            (
+                vec![
+                    ("force", Variant::new(true)),
+                    ("persist", Variant::new(true)),
+                ],
+                ok(InstallOptions {
+                    force: true,
+                    persist: true,
+                    ..Default::default()
+                }),
+            ),
+            (
+                vec![
+                    ("flags", Variant::new("FC")),
+                    ("verify", Variant::new(false)),
+                ],
+                ok(InstallOptions {
+                    flags: Some("FC".into()),
+                    ..Default::default()
+                }),
+            ),
+            (
+                vec![("allow_dynamic", Variant::new(true))],
+                ok(InstallOptions {
+                    allow_dynamic: true,
+                    ..Default::default()
+                }),
+            ),
+            (vec![("flags", Variant::new("FX"))], Err(())),
+            (vec![("flags", Variant::new(3u32))], Err(())),
+            (vec![("force", Variant::new("yes"))], Err(())),
+            (vec![("colour", Variant::new(true))], Err(())),
+        ];
+        for (input, expected) in cases {
+            let got = parse_install_options(&opts(&input));
+            match (&expected, &got) {
+                (Ok(e), Ok(g)) => assert_eq!(e, g),
+                (Err(()), Err(e)) => {
+                    assert_eq!(e.dbus_name(), "org.binfmtd1.Error.InvalidArgument")
+                }
+                _ => panic!("{input:?}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn uninstall_options_and_platform_lists() {
+        assert_eq!(
+            parse_uninstall_options(&opts(&[])).unwrap(),
+            UninstallOptions::default()
+        );
+        assert!(
+            parse_uninstall_options(&opts(&[("persist", Variant::new(true))]))
+                .unwrap()
+                .persist
+        );
+        assert!(parse_uninstall_options(&opts(&[("force", Variant::new(true))])).is_err());
+        assert!(check_platforms(&[]).is_err());
+        assert!(check_platforms(&["linux/arm64".into(), " ".into()]).is_err());
+        assert!(check_platforms(&["linux/arm64".into()]).is_ok());
+    }
+
+    #[test]
+    fn handler_info_signature_is_stable() {
+        assert_eq!(HandlerInfo::SIGNATURE, "(ssssbsb)");
+        assert_eq!(ItemReport::SIGNATURE, "(ssss)");
+    }
+}
