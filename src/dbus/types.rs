@@ -159,7 +159,10 @@ mod tests {
     #[test]
     fn install_options_table() {
         let ok = |o: InstallOptions| Ok::<_, ()>(o);
-        type Case = (Vec<(&'static str, Variant<'static>)>, Result<InstallOptions, ()>);
+        type Case = (
+            Vec<(&'static str, Variant<'static>)>,
+            Result<InstallOptions, ()>,
+        );
         let cases: Vec<Case> = vec![
             (vec![], ok(InstallOptions::default())),
             (

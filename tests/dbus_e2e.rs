@@ -1,0 +1,133 @@
+//! End-to-end: the daemon on a real private bus, real clients, root and an unprivileged user.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const MANAGER: [&str; 3] = ["org.binfmtd1", "/org/binfmtd1", "org.binfmtd1.Manager"];
+
+#[test]
+fn root_installs_and_unprivileged_is_denied_but_may_read() {
+    if !require_root() {
+        return;
+    }
+    let bus = Bus::start("");
+    let root = bus.dir.path().join("d");
+    let daemon = Daemon::start(&bus, &root);
+    rt().block_on(async {
+        use futures_util::StreamExt;
+        let conn = bus.connect().await;
+        let proxy = binfmtd::dbus::proxy::ManagerProxy::new(&conn)
+            .await
+            .unwrap();
+        let mut signals = proxy.receive_handlers_updated().await.unwrap();
+        let mut changes = proxy.receive_handlers_changed().await;
+        // Root installs over D-Bus with busctl.
+        let out = bus.busctl(
+            None,
+            &[
+                "call",
+                MANAGER[0],
+                MANAGER[1],
+                MANAGER[2],
+                "Install",
+                "asa{sv}b",
+                "1",
+                "linux/arm64",
+                "0",
+                "false",
+            ],
+        );
+        assert!(out.status.success(), "{}\n{}", text(&out), daemon.log());
+        let state = daemon.kernel_state();
+        assert!(state.contains("== qemu-aarch64"), "{state}");
+        let signal = tokio::time::timeout(Duration::from_secs(5), signals.next())
+            .await
+            .expect("HandlersChanged")
+            .unwrap();
+        let handlers = signal.args().unwrap().handlers;
+        assert!(
+            handlers
+                .iter()
+                .any(|h| h.name == "qemu-aarch64" && h.owner == "binfmtd" && h.wins),
+            "{handlers:?}"
+        );
+        // The property stream yields the initial value, then the change.
+        let mut seen = false;
+        for _ in 0..2 {
+            let Ok(Some(c)) = tokio::time::timeout(Duration::from_secs(5), changes.next()).await
+            else {
+                break;
+            };
+            if c.get()
+                .await
+                .unwrap()
+                .iter()
+                .any(|h| h.name == "qemu-aarch64")
+            {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen, "PropertiesChanged for Handlers did not arrive");
+    });
+
+    // Nobody gets AccessDenied from every mutating method, and nothing changes.
+    let before = daemon.kernel_state();
+    for (method, args) in [
+        ("Install", vec!["['linux/riscv64']", "{}", "false"]),
+        ("Uninstall", vec!["['linux/arm64']", "{}", "false"]),
+        ("Enable", vec!["['linux/arm64']", "false"]),
+        ("Disable", vec!["['linux/arm64']", "true"]),
+    ] {
+        let out = bus.gdbus_call(Some(NOBODY), method, &args);
+        assert!(
+            !out.status.success(),
+            "{method} as nobody succeeded: {}",
+            text(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("org.binfmtd1.Error.AccessDenied"),
+            "{method}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(
+        daemon.kernel_state(),
+        before,
+        "kernel state changed after denied calls"
+    );
+
+    // ...but may read every property.
+    for property in [
+        "Handlers",
+        "HostArchitecture",
+        "NativePlatforms",
+        "SupportedPlatforms",
+        "BinfmtMiscMounted",
+        "GlobalStatus",
+        "Version",
+    ] {
+        let out = bus.busctl(
+            Some(NOBODY),
+            &["get-property", MANAGER[0], MANAGER[1], MANAGER[2], property],
+        );
+        assert!(out.status.success(), "{property}: {}", text(&out));
+        if property == "Handlers" {
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("qemu-aarch64"),
+                "{}",
+                text(&out)
+            );
+        }
+        if property == "GlobalStatus" {
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("enabled"),
+                "{}",
+                text(&out)
+            );
+        }
+    }
+}
