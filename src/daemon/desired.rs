@@ -138,6 +138,21 @@ impl Recorded {
         );
     }
 
+    /// Undoes [`Recorded::install`] of `platform`, back to how `previous` had it.
+    pub fn forget_install(&mut self, platform: &str, previous: &Recorded) {
+        match previous.installed.get(platform) {
+            Some(spec) => {
+                self.installed.insert(platform.to_string(), spec.clone());
+            }
+            None => {
+                self.installed.remove(platform);
+            }
+        }
+        if previous.uninstalled.contains(platform) {
+            self.uninstalled.insert(platform.to_string());
+        }
+    }
+
     pub fn uninstall(&mut self, platform: &str) {
         self.installed.remove(platform);
         self.disabled.remove(platform);

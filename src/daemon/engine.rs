@@ -119,7 +119,9 @@ impl Engine {
             .map_err(|e| Error::Failed(e.to_string()))
     }
 
-    /// Installs each platform, recording in the desired state those that succeeded.
+    /// Installs each platform and keeps it in the desired state. Intent is recorded first,
+    /// so a crash mid-install leaves the platforms in the desired state and the next start
+    /// completes them; a platform whose install fails is taken out again.
     pub async fn install(
         &self,
         platforms: Vec<String>,
@@ -128,19 +130,33 @@ impl Engine {
         let _guard = self.op.lock().await;
         let before = self.load_record()?;
         let mut record = before.clone();
+        for platform in &platforms {
+            record.install(platform, &options);
+        }
+        self.save_record(&before, &record)?;
+        let intended = record.clone();
         let mut reports = Vec::new();
         for platform in platforms {
             let opts = options.clone();
             let word = platform.clone();
             let items = self
                 .blocking("install", move |b| b.install(&[word], &opts))
-                .await??;
-            if items.iter().all(|i| i.outcome != "failed") {
-                record.install(&platform, &options);
+                .await?;
+            match items {
+                Ok(items) if items.iter().all(|i| i.outcome != "failed") => reports.extend(items),
+                other => {
+                    record.forget_install(&platform, &before);
+                    match other {
+                        Ok(items) => reports.extend(items),
+                        Err(e) => {
+                            self.save_record(&intended, &record)?;
+                            return Err(e);
+                        }
+                    }
+                }
             }
-            reports.extend(items);
         }
-        self.save_record(&before, &record)?;
+        self.save_record(&intended, &record)?;
         Ok((reports, self.refresh().await?))
     }
 

@@ -190,21 +190,52 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// A daemon in its own user + mount namespace with a private binfmt_misc instance.
+/// A user + mount namespace with a private binfmt_misc instance, kept alive by a holder
+/// process so that the daemon can be killed and restarted inside the same instance.
 pub struct Daemon {
     pub root: PathBuf,
-    pub pid: u32,
-    child: Option<Child>,
+    /// The namespace holder (a `sleep` in the namespaces).
+    pub holder: u32,
+    holder_child: Child,
+    daemon: Option<Child>,
     address: String,
 }
 
 impl Daemon {
-    /// Directories under `root`: etc (config), state, binfmt.d, plus the log file.
+    /// Creates the namespace, then starts the daemon in it. Directories under `root`:
+    /// etc (config), state, binfmt.d, and daemon.log.
     pub fn start(bus: &Bus, root: &Path) -> Daemon {
         for d in ["etc", "state", "binfmt.d"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
-        let notify = root.join("notify.sock");
+        let ready = root.join("ns-ready");
+        let script = format!(
+            "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && touch '{}' && exec sleep 100000",
+            ready.display()
+        );
+        let holder_child = Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "namespace holder did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut daemon = Daemon {
+            root: root.to_path_buf(),
+            holder: holder_child.id(),
+            holder_child,
+            daemon: None,
+            address: bus.address.clone(),
+        };
+        daemon.spawn_daemon();
+        daemon
+    }
+
+    /// Starts (or restarts) the daemon inside the namespace and waits for READY=1.
+    pub fn spawn_daemon(&mut self) {
+        let notify = self.root.join("notify.sock");
         let _ = std::fs::remove_file(&notify);
         let listener = UnixDatagram::bind(&notify).unwrap();
         listener
@@ -213,33 +244,30 @@ impl Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(root.join("daemon.log"))
+            .open(self.root.join("daemon.log"))
             .unwrap();
-        let script = format!(
-            "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && exec {} --bus-address '{}'",
-            daemon_exe().display(),
-            bus.address
-        );
-        let child = Command::new("unshare")
-            .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        let child = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.holder.to_string(),
+                "-U",
+                "-m",
+                "--preserve-credentials",
+            ])
+            .arg(daemon_exe())
+            .args(["--bus-address", &self.address])
             .env("NOTIFY_SOCKET", &notify)
-            .env("BINFMTD_CONFIG_DIR", root.join("etc"))
-            .env("BINFMTD_STATE_DIR", root.join("state"))
-            .env("BINFMTD_BINFMT_D_DIR", root.join("binfmt.d"))
+            .env("BINFMTD_CONFIG_DIR", self.root.join("etc"))
+            .env("BINFMTD_STATE_DIR", self.root.join("state"))
+            .env("BINFMTD_BINFMT_D_DIR", self.root.join("binfmt.d"))
             .env("RUST_LOG", "info")
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        let pid = child.id();
+        self.daemon = Some(child);
         let mut buf = [0u8; 4096];
-        let daemon = Daemon {
-            root: root.to_path_buf(),
-            pid,
-            child: Some(child),
-            address: bus.address.clone(),
-        };
         loop {
             match listener.recv(&mut buf) {
                 Ok(n)
@@ -250,13 +278,14 @@ impl Daemon {
                     break
                 }
                 Ok(_) => continue,
-                Err(e) => panic!(
-                    "daemon did not report READY=1 ({e}); log:\n{}",
-                    daemon.log()
-                ),
+                Err(e) => panic!("daemon did not report READY=1 ({e}); log:\n{}", self.log()),
             }
         }
-        daemon
+    }
+
+    /// The daemon's pid (nsenter execs it, so it is the child's pid).
+    pub fn pid(&self) -> u32 {
+        self.daemon.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     pub fn log(&self) -> String {
@@ -272,7 +301,7 @@ impl Daemon {
         Command::new("nsenter")
             .args([
                 "-t",
-                &self.pid.to_string(),
+                &self.holder.to_string(),
                 "-U",
                 "-m",
                 "--preserve-credentials",
@@ -292,7 +321,7 @@ impl Daemon {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        if let Some(mut c) = self.daemon.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -313,7 +342,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        let _ = self.holder_child.kill();
+        let _ = self.holder_child.wait();
+        if let Some(mut c) = self.daemon.take() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(c.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
