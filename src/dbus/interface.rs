@@ -67,6 +67,7 @@ impl Manager {
 impl Manager {
     /// Registers handlers for the platforms (OCI platforms or handler names) and keeps them
     /// registered. Options: flags (s), force (b), persist (b), allow_dynamic (b), verify (b).
+    #[zbus(out_args("report"))]
     async fn install(
         &self,
         platforms: Vec<String>,
@@ -84,6 +85,7 @@ impl Manager {
 
     /// Removes the platforms' entries that binfmtd owns and stops keeping them.
     /// Options: persist (b) also removes the binfmt.d files binfmtd wrote.
+    #[zbus(out_args("report"))]
     async fn uninstall(
         &self,
         platforms: Vec<String>,
@@ -100,6 +102,7 @@ impl Manager {
     }
 
     /// Enables the platforms' entries that binfmtd owns.
+    #[zbus(out_args("report"))]
     async fn enable(
         &self,
         platforms: Vec<String>,
@@ -114,6 +117,7 @@ impl Manager {
     }
 
     /// Disables the platforms' entries that binfmtd owns; drift repair keeps them disabled.
+    #[zbus(out_args("report"))]
     async fn disable(
         &self,
         platforms: Vec<String>,
@@ -129,6 +133,7 @@ impl Manager {
 
     /// Applies the desired state now (what drift repair does on its own). Needs the same
     /// authorization as the other changes, without interaction.
+    #[zbus(out_args("report"))]
     async fn reconcile(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -141,6 +146,7 @@ impl Manager {
 
     /// Diagnoses the binary behind `fd`, which the caller opened, so the daemon never opens a
     /// path for a caller who might not be allowed to read it. Returns the report as JSON.
+    #[zbus(out_args("report_json"))]
     async fn doctor(
         &self,
         fd: OwnedFd,
