@@ -1,4 +1,5 @@
 //! 50 concurrent clients (separate busctl processes) reading and writing: no errors, and the
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! final state is consistent.
 
 mod support;

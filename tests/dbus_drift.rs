@@ -1,4 +1,5 @@
 //! Drift repair and crash convergence, in a private binfmt_misc instance on a real bus.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

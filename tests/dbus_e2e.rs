@@ -1,4 +1,5 @@
 //! End-to-end: the daemon on a real private bus, real clients, root and an unprivileged user.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! The committed docs/org.binfmtd1.Manager.xml is the live service's introspection data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Regenerate it with `BINFMTD_BLESS=1 cargo test --test dbus_introspect`.
 
 mod support;
