@@ -1,6 +1,6 @@
 //! 50 concurrent clients (separate busctl processes) reading and writing: no errors, and the
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! final state is consistent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

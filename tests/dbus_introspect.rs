@@ -1,6 +1,6 @@
 //! The committed docs/org.binfmtd1.Manager.xml is the live service's introspection data.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Regenerate it with `BINFMTD_BLESS=1 cargo test --test dbus_introspect`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
