@@ -4,7 +4,7 @@
 //! Usage: daemon [--bus-address ADDRESS] [--check-interval SECONDS]
 
 use binfmtd::config::{self, Paths};
-use binfmtd::daemon::{run, DaemonOptions};
+use binfmtd::daemon::{run_blocking, DaemonOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,17 +45,7 @@ fn main() -> std::process::ExitCode {
         safety_interval,
         skip_caps: false,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(opts)) {
+    match run_blocking(opts) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("binfmtd daemon: {e}");

@@ -144,7 +144,9 @@ fn doctor_takes_an_fd_and_refuses_paths() {
         use std::collections::HashMap;
         use std::os::fd::AsFd;
         let conn = bus.connect().await;
-        let proxy = binfmtd::dbus::proxy::ManagerProxy::new(&conn).await.unwrap();
+        let proxy = binfmtd::dbus::proxy::ManagerProxy::new(&conn)
+            .await
+            .unwrap();
         let name = |e: zbus::Error| match e {
             zbus::Error::MethodError(name, _, _) => name.to_string(),
             other => format!("{other:?}"),
@@ -157,11 +159,17 @@ fn doctor_takes_an_fd_and_refuses_paths() {
         assert_eq!(name(err), "org.binfmtd1.Error.InvalidArgument");
         // A descriptor that is not a regular file is refused.
         let dir = std::fs::File::open("/").unwrap();
-        let err = proxy.doctor(dir.as_fd().into(), HashMap::new()).await.unwrap_err();
+        let err = proxy
+            .doctor(dir.as_fd().into(), HashMap::new())
+            .await
+            .unwrap_err();
         assert_eq!(name(err), "org.binfmtd1.Error.InvalidArgument");
         // A regular file the caller opened is accepted; the doctor itself is not wired into
         // the daemon yet, which is reported as a typed NotSupported (not a fake report).
-        let err = proxy.doctor(file.as_fd().into(), HashMap::new()).await.unwrap_err();
+        let err = proxy
+            .doctor(file.as_fd().into(), HashMap::new())
+            .await
+            .unwrap_err();
         assert_eq!(name(err), "org.binfmtd1.Error.NotSupported");
     });
 }

@@ -65,6 +65,20 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
+/// Builds the runtime the daemon is tuned for and runs [`run`] on it: one thread for all
+/// D-Bus and event handling, at most two blocking threads for the core operations, which
+/// exit after a second idle (so the idle daemon is one sleeping thread). `binfmtd daemon`
+/// calls this.
+pub fn run_blocking(opts: DaemonOptions) -> Result<(), DaemonError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .thread_keep_alive(Duration::from_secs(1))
+        .build()
+        .map_err(DaemonError::Runtime)?
+        .block_on(run(opts))
+}
+
 /// Runs the daemon with the real core operations until SIGTERM/SIGINT.
 pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let backend = ops_backend::OpsBackend::new(opts.paths.clone())
