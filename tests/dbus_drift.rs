@@ -198,3 +198,71 @@ fn kill_9_mid_install_then_restart_converges() {
     );
     assert!(rows.iter().all(|r| r[5] == "binfmtd"), "{rows:?}");
 }
+
+#[test]
+fn disabled_stays_disabled_and_uninstalled_stays_gone() {
+    if !require_root() {
+        return;
+    }
+    let bus = Bus::start("");
+    let daemon = Daemon::start(&bus, &bus.dir.path().join("d"));
+    install(&bus, &daemon, &["linux/arm64", "linux/riscv64"]);
+    let call = |method: &str, sig: &str, extra: &[&str]| {
+        let mut args = vec!["call", M[0], M[1], M[2], method, sig, "1"];
+        args.extend_from_slice(extra);
+        let out = bus.busctl(None, &args);
+        assert!(
+            out.status.success(),
+            "{method}: {}\n{}",
+            text(&out),
+            daemon.log()
+        );
+    };
+    call("Disable", "asb", &["linux/arm64", "false"]);
+    assert!(entry(&daemon, "qemu-aarch64").starts_with("disabled"));
+    call("Uninstall", "asa{sv}b", &["linux/riscv64", "0", "false"]);
+    assert!(!has(&daemon, "qemu-riscv64"));
+
+    // Someone re-enables the disabled entry: the daemon puts it back to disabled.
+    assert!(daemon
+        .sh("echo 1 > /proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .status
+        .success());
+    let took = daemon.wait_for(Duration::from_secs(5), || {
+        entry(&daemon, "qemu-aarch64").starts_with("disabled")
+    });
+    assert!(
+        took.is_some(),
+        "re-enabled entry not disabled again:\n{}",
+        daemon.log()
+    );
+
+    // A flush brings back the disabled entry (disabled), not the uninstalled one.
+    assert!(daemon
+        .sh("echo -1 > /proc/sys/fs/binfmt_misc/status")
+        .status
+        .success());
+    let took = daemon.wait_for(Duration::from_secs(5), || has(&daemon, "qemu-aarch64"));
+    assert!(took.is_some(), "not restored:\n{}", daemon.log());
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        entry(&daemon, "qemu-aarch64").starts_with("disabled"),
+        "{}",
+        entry(&daemon, "qemu-aarch64")
+    );
+    assert!(
+        !has(&daemon, "qemu-riscv64"),
+        "uninstalled platform came back"
+    );
+
+    // And the daemon is quiet afterwards: no repair loop between enable and disable.
+    let repairs = |d: &Daemon| d.log().matches("repaired").count();
+    let settled = repairs(&daemon);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        repairs(&daemon),
+        settled,
+        "repairs keep happening:\n{}",
+        daemon.log()
+    );
+}

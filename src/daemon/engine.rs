@@ -40,6 +40,28 @@ pub fn is_write(outcome: &str) -> bool {
     )
 }
 
+/// Brings one wanted platform to its desired state with as few writes as possible. A platform
+/// kept disabled is only disabled when its entry exists: installing it first would enable it
+/// (a write, hence an inotify event, hence another round) before disabling it again.
+fn keep(
+    b: &dyn Backend,
+    target: String,
+    options: &InstallOptions,
+    enabled: bool,
+) -> Result<Vec<ItemReport>, Error> {
+    let target = [target];
+    if enabled {
+        return b.install(&target, options);
+    }
+    let items = b.set_enabled(&target, false)?;
+    if !items.is_empty() && items.iter().all(|i| i.outcome != "absent") {
+        return Ok(items);
+    }
+    let mut items = b.install(&target, options)?;
+    items.extend(b.set_enabled(&target, false)?);
+    Ok(items)
+}
+
 /// Where desired state lives.
 #[derive(Debug, Clone)]
 pub struct Places {
@@ -213,13 +235,7 @@ impl Engine {
             let options = wanted.options.clone();
             let enabled = wanted.enabled;
             let result = self
-                .blocking("reconcile", move |b| {
-                    let mut items = b.install(std::slice::from_ref(&target), &options)?;
-                    if !enabled {
-                        items.extend(b.set_enabled(&[target], false)?);
-                    }
-                    Ok::<_, Error>(items)
-                })
+                .blocking("reconcile", move |b| keep(b, target, &options, enabled))
                 .await?;
             match result {
                 Ok(items) => reports.extend(items),
