@@ -6,6 +6,9 @@ mod support;
 use std::time::Duration;
 use support::*;
 
+/// An aarch64 ELF shipped by libc6-dev-arm64-cross (installed for the project's fixtures).
+const AARCH64_ELF: &str = "/usr/aarch64-linux-gnu/lib/libc.so.6";
+
 const MANAGER: [&str; 3] = ["org.binfmtd1", "/org/binfmtd1", "org.binfmtd1.Manager"];
 
 #[test]
@@ -164,12 +167,39 @@ fn doctor_takes_an_fd_and_refuses_paths() {
             .await
             .unwrap_err();
         assert_eq!(name(err), "org.binfmtd1.Error.InvalidArgument");
-        // A regular file the caller opened is accepted; the doctor itself is not wired into
-        // the daemon yet, which is reported as a typed NotSupported (not a fake report).
-        let err = proxy
-            .doctor(file.as_fd().into(), HashMap::new())
-            .await
-            .unwrap_err();
-        assert_eq!(name(err), "org.binfmtd1.Error.NotSupported");
+        // A regular file the caller opened is diagnosed, whoever may or may not read its path.
+        let out = bus.busctl(
+            None,
+            &[
+                "call",
+                MANAGER[0],
+                MANAGER[1],
+                MANAGER[2],
+                "Install",
+                "asa{sv}b",
+                "1",
+                "linux/arm64",
+                "0",
+                "false",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let foreign = std::fs::File::open(AARCH64_ELF).unwrap();
+        let mut opts = HashMap::new();
+        opts.insert("name", zbus::Variant::new("libc.so.6"));
+        let json = proxy.doctor(foreign.as_fd().into(), opts).await.unwrap();
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+        assert!(
+            report["schema"]
+                .as_str()
+                .unwrap()
+                .starts_with("binfmtd.doctor"),
+            "{json}"
+        );
+        assert!(
+            json.contains("libc.so.6") && json.contains("qemu-aarch64"),
+            "{json}"
+        );
     });
 }

@@ -32,4 +32,6 @@ pub trait Backend: Send + Sync + 'static {
         options: &UninstallOptions,
     ) -> Result<Vec<ItemReport>, Error>;
     fn set_enabled(&self, platforms: &[String], enabled: bool) -> Result<Vec<ItemReport>, Error>;
+    /// Diagnoses the already-open file `fd` (shown as `name`); returns the report as JSON.
+    fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, Error>;
 }

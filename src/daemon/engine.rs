@@ -222,6 +222,12 @@ impl Engine {
         Ok((reports, self.refresh().await?))
     }
 
+    /// Runs the doctor on a caller's open file; read-only, so it does not wait for changes.
+    pub async fn doctor(&self, fd: std::os::fd::OwnedFd, name: String) -> Result<String, Error> {
+        self.blocking("doctor", move |b| b.doctor(fd, &name))
+            .await?
+    }
+
     /// Applies the desired state: installs what is wanted and missing, re-applies disabled
     /// marks. Never forces, so entries binfmtd does not own are left alone. Logs each repair.
     pub async fn reconcile(&self, why: &str) -> Result<(Vec<ItemReport>, Change), Error> {

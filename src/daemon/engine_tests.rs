@@ -69,6 +69,9 @@ impl Backend for Fake {
             .retain(|(p, _)| !platforms.contains(p));
         Ok(vec![])
     }
+    fn doctor(&self, _fd: std::os::fd::OwnedFd, name: &str) -> Result<String, Error> {
+        Ok(format!("{{\"name\":{name:?}}}"))
+    }
     fn set_enabled(&self, platforms: &[String], enabled: bool) -> Result<Vec<ItemReport>, Error> {
         self.calls
             .lock()

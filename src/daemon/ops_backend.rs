@@ -224,6 +224,26 @@ impl Backend for OpsBackend {
         self.entries(platforms, EntryOp::Remove)
     }
 
+    fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, Error> {
+        let mut cache = self.ctx.cache();
+        let host = self.ctx.host_with(&mut cache, true);
+        let dctx = crate::doctor::context::DoctorContext::from_system(
+            &self.ctx.paths.binfmt_misc,
+            self.ctx.catalog.clone(),
+            &host,
+        );
+        // Loaders and libraries are looked up in the daemon's own root, never in a path a
+        // caller names.
+        let options = crate::doctor::FdOptions {
+            root: std::path::PathBuf::from("/"),
+            name: name.to_string(),
+        };
+        let report = crate::doctor::execute_fd(fd, &options, &dctx)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        serde_json::to_string(&report)
+            .map_err(|e| Error::Failed(format!("cannot encode the doctor report: {e}")))
+    }
+
     fn set_enabled(&self, platforms: &[String], enabled: bool) -> Result<Vec<ItemReport>, Error> {
         self.entries(
             platforms,

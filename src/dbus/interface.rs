@@ -145,14 +145,16 @@ impl Manager {
     }
 
     /// Diagnoses the binary behind `fd`, which the caller opened, so the daemon never opens a
-    /// path for a caller who might not be allowed to read it. Returns the report as JSON.
+    /// path for a caller who might not be allowed to read it. Option: name (s), the file name
+    /// to show. Loaders and libraries are looked up in the host root. Returns the report as
+    /// JSON (the `binfmtd doctor --json` schema).
     #[zbus(out_args("report_json"))]
     async fn doctor(
         &self,
         fd: OwnedFd,
         options: HashMap<String, OwnedVariant>,
     ) -> Result<String, Error> {
-        super::doctor::run(fd, &options, &self.engine.view()).await
+        super::doctor::run(fd, &options, &self.engine).await
     }
 
     /// Emitted after the `Handlers` property changed, with its new value.
