@@ -1,10 +1,13 @@
-//! Capabilities: require CAP_SYS_ADMIN, drop every other one from effective, permitted,
-//! inheritable, ambient and bounding sets.
+//! Capabilities: require CAP_SYS_ADMIN, keep CAP_SYS_CHROOT, drop every other one from the
+//! effective, permitted, inheritable, ambient and bounding sets.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
-/// The only capability the daemon keeps (writing binfmt_misc's register and status).
-pub const KEEP: Capability = Capability::CAP_SYS_ADMIN;
+/// Required: writing binfmt_misc's register and status.
+pub const REQUIRED: Capability = Capability::CAP_SYS_ADMIN;
+/// Kept: CAP_SYS_ADMIN, and CAP_SYS_CHROOT so that verification probes run chrooted in an
+/// empty directory, which is what proves an entry's F flag. Nothing else.
+pub const KEEP: [Capability; 2] = [Capability::CAP_SYS_ADMIN, Capability::CAP_SYS_CHROOT];
 
 /// Capability problems; each says how to start the daemon correctly.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +24,11 @@ pub enum CapsError {
 
 /// What to remove from a set so that at most [`KEEP`] remains (pure).
 pub fn excess(current: &CapsHashSet) -> Vec<Capability> {
-    let mut extra: Vec<Capability> = current.iter().copied().filter(|c| *c != KEEP).collect();
+    let mut extra: Vec<Capability> = current
+        .iter()
+        .copied()
+        .filter(|c| !KEEP.contains(c))
+        .collect();
     extra.sort_by_key(|c| c.index());
     extra
 }
@@ -39,7 +46,7 @@ fn read(set: CapSet, name: &'static str) -> Result<CapsHashSet, CapsError> {
 /// that the unit's system call filter would refuse.
 pub fn check_and_drop() -> Result<(), CapsError> {
     let effective = read(CapSet::Effective, "effective")?;
-    if !effective.contains(&KEEP) {
+    if !effective.contains(&REQUIRED) {
         return Err(CapsError::Missing);
     }
     // Bounding first: dropping from it needs CAP_SETPCAP, which is dropped just below.
@@ -50,7 +57,7 @@ pub fn check_and_drop() -> Result<(), CapsError> {
             message: format!("{cap}: {e}"),
         })?;
     }
-    let keep: CapsHashSet = [KEEP].into_iter().collect();
+    let keep: CapsHashSet = KEEP.into_iter().filter(|c| effective.contains(c)).collect();
     for (set, name) in [
         (CapSet::Ambient, "ambient"),
         (CapSet::Inheritable, "inheritable"),
@@ -83,13 +90,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn excess_keeps_only_sys_admin() {
+    fn excess_keeps_only_sys_admin_and_sys_chroot() {
         let set = |caps: &[Capability]| caps.iter().copied().collect::<CapsHashSet>();
-        let cases: [(CapsHashSet, Vec<Capability>); 4] = [
+        let cases: [(CapsHashSet, Vec<Capability>); 5] = [
             (set(&[]), vec![]),
-            (set(&[KEEP]), vec![]),
+            (set(&KEEP), vec![]),
+            (set(&[REQUIRED]), vec![]),
             (
-                set(&[KEEP, Capability::CAP_NET_ADMIN]),
+                set(&[
+                    REQUIRED,
+                    Capability::CAP_SYS_CHROOT,
+                    Capability::CAP_NET_ADMIN,
+                ]),
                 vec![Capability::CAP_NET_ADMIN],
             ),
             (
