@@ -12,7 +12,7 @@ REQUESTS=${3:-20}
 PLATFORM=linux/arm64
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-cargo build --quiet --release --example daemon --example daemon_load
+cargo build --quiet --release --bin binfmtd --example daemon_load
 bin=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/examples
 
 work=$(mktemp -d)
@@ -53,7 +53,7 @@ pids="$pids $holder"
 while [ ! -e "$work/ns-ready" ]; do sleep 0.05; done
 BINFMTD_CONFIG_DIR="$work/etc" BINFMTD_STATE_DIR="$work/state" BINFMTD_BINFMT_D_DIR="$work/binfmt.d" \
     RUST_LOG=warn nsenter -t "$holder" -U -m --preserve-credentials \
-    "$bin/daemon" --bus-address "$address" 2>"$work/daemon.log" &
+    "$bin/../binfmtd" daemon --bus-address "$address" 2>"$work/daemon.log" &
 daemon=$!
 pids="$daemon $pids"
 until busctl --address="$address" status org.binfmtd1 >/dev/null 2>&1; do sleep 0.05; done

@@ -11,6 +11,7 @@ pub mod dbus;
 pub mod doctor;
 pub mod host;
 pub mod kernel;
+pub mod logging;
 pub mod model;
 pub mod ops;
 pub mod persist;

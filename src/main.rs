@@ -1,22 +1,18 @@
 //! The `binfmtd` command: parse arguments, set up logging, dispatch, map errors to exit codes.
 
-use binfmtd::cli::{run, Cli};
+use binfmtd::cli::{run, Cli, Command};
 use clap::Parser;
 
 fn main() {
+    // Arguments first: nothing (bus, kernel, files) is touched before they parse.
     let cli = Cli::parse();
-    let level = match cli.global.verbose {
-        0 => "warn",
-        1 => "info",
+    let level = match (cli.global.verbose, &cli.command) {
+        (0, Command::Daemon(_)) => "info",
+        (0, _) => "warn",
+        (1, _) => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BINFMTD_LOG")
-                .unwrap_or_else(|_| level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    binfmtd::logging::init(level);
     let json = cli.global.json;
     let code = match run::run(cli) {
         Ok(code) => code,

@@ -82,9 +82,23 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Say why a foreign binary, a script, or a whole root filesystem will fail under emulation.
     Doctor(crate::doctor::DoctorArgs),
+    /// Run the D-Bus service org.binfmtd1 that keeps handlers registered (systemd starts it).
+    Daemon(DaemonArgs),
     /// Write man pages and shell completions generated from this command line (packaging).
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
+}
+
+/// Options of `daemon`.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// Serve on this D-Bus address instead of the system bus (DBUS_SYSTEM_BUS_ADDRESS is
+    /// honoured for the system bus).
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus_address: Option<String>,
+    /// Also re-check the desired state every SECONDS, on top of kernel events (default: events only).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub check_interval: Option<u64>,
 }
 
 /// Options of the hidden `generate-docs` command.

@@ -79,6 +79,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             emit(json, &r, |r| crate::doctor::render_human(r, color))?;
             Ok(r.exit_code())
         }
+        Command::Daemon(a) => {
+            crate::daemon::run_blocking(crate::daemon::DaemonOptions {
+                bus_address: a.bus_address.clone(),
+                paths: cli.global.paths(),
+                safety_interval: a.check_interval.map(std::time::Duration::from_secs),
+                skip_caps: false,
+            })?;
+            Ok(exit::OK)
+        }
         Command::Uninstall(a) => entries(&cli, a, EntryOp::Remove),
         Command::Enable(a) => entries(&cli, a, EntryOp::Enable),
         Command::Disable(a) => entries(&cli, a, EntryOp::Disable),

@@ -5,7 +5,7 @@ pub mod backend;
 pub mod caps;
 pub mod desired;
 pub mod engine;
-pub mod logging;
+
 pub mod ops_backend;
 pub mod watch;
 
@@ -88,7 +88,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
 
 /// Runs the daemon on a given backend (tests substitute it).
 pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<(), DaemonError> {
-    logging::init();
+    crate::logging::init("info");
     if !opts.skip_caps {
         caps::check_and_drop()?;
     }

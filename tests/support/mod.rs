@@ -25,28 +25,9 @@ pub fn require_root() -> bool {
     false
 }
 
-/// The daemon executable: the `daemon` example (the same `binfmtd::daemon::run` that
-/// `binfmtd daemon` runs), built on first use so it is never stale.
+/// The binary under test; the daemon is its `daemon` command.
 pub fn daemon_exe() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--example", "daemon"])
-            .current_dir(repo())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --example daemon failed");
-    });
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().unwrap().parent().unwrap();
-    let path = debug.join("examples").join("daemon");
-    assert!(
-        path.exists(),
-        "{} missing after building it",
-        path.display()
-    );
-    path
+    PathBuf::from(env!("CARGO_BIN_EXE_binfmtd"))
 }
 
 pub struct Bus {
@@ -255,7 +236,7 @@ impl Daemon {
                 "--preserve-credentials",
             ])
             .arg(daemon_exe())
-            .args(["--bus-address", &self.address])
+            .args(["daemon", "--bus-address", &self.address])
             .env("NOTIFY_SOCKET", &notify)
             .env("BINFMTD_CONFIG_DIR", self.root.join("etc"))
             .env("BINFMTD_STATE_DIR", self.root.join("state"))

@@ -1,4 +1,4 @@
-//! Daemon logging through `tracing`: to journald when started by systemd, else to stderr.
+//! Logging through `tracing` for every command: to journald when started by systemd, else stderr.
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -19,10 +19,13 @@ pub fn choose(journal_stream: Option<&str>) -> Sink {
     }
 }
 
-/// Installs the global subscriber (filter from `RUST_LOG`, default `info`). Does nothing if
-/// one is installed already (e.g. by the CLI). Falls back to stderr if journald is unreachable.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber for every binfmtd command: the filter comes from
+/// `BINFMTD_LOG` (or `RUST_LOG`), else `default_level`; journald when systemd connected us to
+/// it, else stderr. Does nothing if a subscriber exists already.
+pub fn init(default_level: &str) {
+    let filter = EnvFilter::try_from_env("BINFMTD_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
     let journal = match choose(std::env::var("JOURNAL_STREAM").ok().as_deref()) {
         Sink::Journald => tracing_journald::layer().ok(),
         Sink::Stderr => None,
