@@ -53,6 +53,12 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
                 _ => USAGE,
             };
         }
+        if let Some(e) = cause.downcast_ref::<super::remote::RemoteError>() {
+            return match e {
+                super::remote::RemoteError::Denied { .. } => PERMISSION,
+                _ => DAEMON,
+            };
+        }
         if let Some(e) = cause.downcast_ref::<crate::daemon::DaemonError>() {
             return match e {
                 crate::daemon::DaemonError::Caps(_) => PERMISSION,

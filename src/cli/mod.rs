@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod exit;
+pub mod remote;
 pub mod render;
 pub mod run;
 
@@ -37,6 +38,12 @@ pub struct Global {
     /// More log output (-v, -vv); logs go to stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Act directly even when the binfmtd daemon is reachable (also BINFMTD_NO_DAEMON=1).
+    #[arg(long, global = true, conflicts_with = "require_daemon")]
+    pub no_daemon: bool,
+    /// Make changes only through the binfmtd daemon; fail (exit 5) if it is not reachable.
+    #[arg(long, global = true)]
+    pub require_daemon: bool,
     /// binfmt_misc mount point.
     #[arg(long, global = true, env = "BINFMTD_BINFMT_MISC", default_value = crate::config::DEFAULT_BINFMT_MISC, value_name = "DIR")]
     pub binfmt_misc: PathBuf,

@@ -247,8 +247,39 @@ pub fn entries(r: &EntriesReport) -> String {
     o
 }
 
+pub fn remote(r: &crate::cli::remote::RemoteReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "via the binfmtd daemon (org.binfmtd1):");
+    for i in &r.items {
+        let mark = match i.outcome.as_str() {
+            "failed" => "FAIL",
+            "skipped" | "absent" | "unchanged" => "skip",
+            _ => "ok  ",
+        };
+        let _ = writeln!(
+            o,
+            "{mark} {:<18} {:<16} {}: {}",
+            i.handler, i.platform, i.outcome, i.message
+        );
+    }
+    o
+}
+
 pub fn status(r: &StatusReport) -> String {
     let mut o = String::new();
+    if let Some(route) = &r.route {
+        let _ = writeln!(
+            o,
+            "changes go: {} ({}{})",
+            route.via,
+            route.reason,
+            route
+                .daemon_version
+                .as_ref()
+                .map(|v| format!(", daemon {v}"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(
         o,
         "binfmt_misc at {}: {}",

@@ -1,5 +1,6 @@
 //! Dispatches parsed commands to the library and prints their reports.
 
+use super::remote::{self, Request};
 use super::{exit, render, Cli, Command, EntryArgs};
 use crate::ops::{self, Context, InstallRequest};
 use crate::plan::EntryOp;
@@ -22,9 +23,70 @@ fn context(cli: &Cli) -> Result<Context> {
     Context::system(cli.global.paths()).context("cannot load the handler catalog")
 }
 
+/// Sends a mutating request to the daemon when it may and can; `None`: act directly.
+fn via_daemon(
+    cli: &Cli,
+    req: &Request,
+    dry_run: bool,
+    policy: Option<&super::PolicyArgs>,
+) -> Result<Option<i32>> {
+    let unreachable = |reason: String| remote::RemoteError::Unreachable {
+        operation: remote::name(req),
+        reason,
+    };
+    if let Err(reason) = remote::eligible(&cli.global, remote::no_daemon_env(), dry_run, policy) {
+        if cli.global.require_daemon {
+            return Err(unreachable(reason).into());
+        }
+        tracing::info!("acting directly: {reason}");
+        return Ok(None);
+    }
+    let Some(r) = remote::send(req)? else {
+        if cli.global.require_daemon {
+            return Err(unreachable("org.binfmtd1 is not on the system bus".into()).into());
+        }
+        return Ok(None);
+    };
+    emit(cli.global.json, &r, render::remote)?;
+    Ok(Some(if r.ok { exit::OK } else { exit::FAILED }))
+}
+
+/// After a direct change, keeps the daemon's desired state in step (warning on failure).
+fn record(cli: &Cli, req: &Request) {
+    if let Err(e) = remote::record_direct(&cli.global.state_dir, req) {
+        tracing::warn!(
+            "the change was made, but the daemon's desired state in {} was not updated: {e}",
+            cli.global.state_dir.display()
+        );
+    }
+}
+
 fn entries(cli: &Cli, a: &EntryArgs, op: EntryOp) -> Result<i32> {
     let ctx = context(cli)?;
+    ctx.catalog.select(&a.list).map_err(ops::OpsError::from)?;
+    let platforms = remote::words(&a.list);
+    let req = match op {
+        EntryOp::Remove => Request::Uninstall { platforms },
+        EntryOp::Enable => Request::Enable { platforms },
+        EntryOp::Disable => Request::Disable { platforms },
+    };
+    if a.force && cli.global.require_daemon {
+        let reason = "--force on existing entries is not part of the D-Bus API".to_string();
+        return Err(remote::RemoteError::Unreachable {
+            operation: remote::name(&req),
+            reason,
+        }
+        .into());
+    }
+    if !a.force {
+        if let Some(code) = via_daemon(cli, &req, a.dry_run, None)? {
+            return Ok(code);
+        }
+    }
     let r = ops::change_entries(&ctx, &a.list, op, a.force, a.dry_run)?;
+    if r.ok && !a.dry_run {
+        record(cli, &req);
+    }
     emit(cli.global.json, &r, render::entries)?;
     Ok(if r.ok { exit::OK } else { exit::FAILED })
 }
@@ -40,7 +102,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Status => {
             let ctx = context(&cli)?;
-            emit(json, &ops::status(&ctx)?, render::status)?;
+            let mut r = ops::status(&ctx)?;
+            r.route = Some(remote::probe_route(&cli.global, remote::no_daemon_env()));
+            emit(json, &r, render::status)?;
             Ok(exit::OK)
         }
         Command::Platforms(a) if a.known => {
@@ -55,14 +119,30 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Install(a) => {
             let ctx = context(&cli)?;
+            ctx.catalog.select(&a.list).map_err(ops::OpsError::from)?;
+            let policy = a.policy.policy()?;
+            let remote_req = Request::Install {
+                platforms: remote::words(&a.list),
+                flags: a.policy.flags.clone(),
+                force: a.policy.force,
+                persist: a.persist,
+                allow_dynamic: a.policy.allow_dynamic,
+                verify: !a.no_verify,
+            };
+            if let Some(code) = via_daemon(&cli, &remote_req, a.dry_run, Some(&a.policy))? {
+                return Ok(code);
+            }
             let req = InstallRequest {
                 list: a.list.clone(),
-                policy: a.policy.policy()?,
+                policy,
                 dry_run: a.dry_run,
                 persist: a.persist,
                 verify: !a.no_verify,
             };
             let r = ops::install(&ctx, &req)?;
+            if r.ok && !a.dry_run {
+                record(&cli, &remote_req);
+            }
             emit(json, &r, render::install)?;
             Ok(if r.ok { exit::OK } else { exit::FAILED })
         }

@@ -26,10 +26,22 @@ pub struct EntryStatus {
     pub shadowed_by: Option<String>,
 }
 
+/// Which way mutating commands go (through the daemon, or directly), and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Route {
+    /// `daemon` or `direct`.
+    pub via: &'static str,
+    pub reason: String,
+    /// The daemon's version, when it answered.
+    pub daemon_version: Option<String>,
+}
+
 /// What `status` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub schema: &'static str,
+    /// Filled in by the CLI, which knows about the bus.
+    pub route: Option<Route>,
     pub binfmt_misc: String,
     pub mounted: bool,
     pub enabled: bool,
@@ -110,6 +122,7 @@ pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
     }
     Ok(StatusReport {
         schema: "binfmtd.status/v1",
+        route: None,
         binfmt_misc: snap.path.display().to_string(),
         mounted: snap.mounted,
         enabled: snap.enabled,
