@@ -132,6 +132,9 @@ pub fn exec(req: &SandboxRequest) -> Result<std::convert::Infallible, SandboxErr
     let Some(first) = req.command.first() else {
         return Err(SandboxError::NoCommand);
     };
+    // binfmtd run inside must change this private instance, never the host's through the
+    // host's daemon.
+    std::env::set_var("BINFMTD_NO_DAEMON", "1");
     if let Some(root) = &req.root {
         bind_system_dirs(root);
         nix::unistd::chroot(root).map_err(|errno| SandboxError::Chroot {
