@@ -101,8 +101,11 @@ pub enum Command {
 pub struct DaemonArgs {
     /// Serve on this D-Bus address instead of the system bus (DBUS_SYSTEM_BUS_ADDRESS is
     /// honoured for the system bus).
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "no_bus")]
     pub bus_address: Option<String>,
+    /// Keep the desired state and repair drift without D-Bus (containers, Kubernetes nodes).
+    #[arg(long)]
+    pub no_bus: bool,
     /// Also re-check the desired state every SECONDS, on top of kernel events (default: events only).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub check_interval: Option<u64>,

@@ -165,6 +165,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 paths: cli.global.paths(),
                 safety_interval: a.check_interval.map(std::time::Duration::from_secs),
                 skip_caps: false,
+                no_bus: a.no_bus,
             })?;
             Ok(exit::OK)
         }

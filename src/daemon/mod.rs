@@ -32,6 +32,9 @@ pub struct DaemonOptions {
     /// `--skip-capability-check`: do not require/drop capabilities (only for tests in a user
     /// namespace where the kernel, not capabilities, decides). Never set in the unit.
     pub skip_caps: bool,
+    /// `--no-bus`: keep the desired state and repair drift without serving D-Bus (containers
+    /// and Kubernetes nodes without a system bus).
+    pub no_bus: bool,
 }
 
 /// Why the daemon stopped or could not start; each says what to do.
@@ -96,17 +99,23 @@ pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<
         .bus_address
         .clone()
         .unwrap_or_else(|| "system bus".into());
-    let builder = match &opts.bus_address {
-        Some(address) => zbus::connection::Builder::address(address.as_str()),
-        None => zbus::connection::Builder::system(),
+    let connection = if opts.no_bus {
+        None
+    } else {
+        let builder = match &opts.bus_address {
+            Some(address) => zbus::connection::Builder::address(address.as_str()),
+            None => zbus::connection::Builder::system(),
+        };
+        Some(
+            builder
+                .build()
+                .await
+                .map_err(|source| DaemonError::Connect {
+                    bus: bus.clone(),
+                    source,
+                })?,
+        )
     };
-    let connection = builder
-        .build()
-        .await
-        .map_err(|source| DaemonError::Connect {
-            bus: bus.clone(),
-            source,
-        })?;
     let engine = Arc::new(Engine::new(
         backend,
         Places {
@@ -119,28 +128,16 @@ pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<
     if let Err(e) = engine.reconcile("start").await {
         tracing::warn!("initial apply of the desired state failed: {e:?}");
     }
-    let auth: Arc<dyn Authorizer> = Arc::new(BusAuthorizer::new(connection.clone()));
-    connection
-        .object_server()
-        .at(OBJECT_PATH, Manager::new(Arc::clone(&engine), auth))
-        .await
-        .map_err(|e| DaemonError::Setup(format!("cannot serve {OBJECT_PATH}: {e}")))?;
-    connection
-        .request_name(BUS_NAME)
-        .await
-        .map_err(|source| DaemonError::Name {
-            bus: bus.clone(),
-            source,
-        })?;
-    let iface = connection
-        .object_server()
-        .interface::<_, Manager>(OBJECT_PATH)
-        .await
-        .map_err(|e| DaemonError::Setup(e.to_string()))?;
-    tracing::info!(
-        watching = watcher.watching(),
-        "serving {BUS_NAME} at {OBJECT_PATH} on the {bus}"
-    );
+    let iface = match &connection {
+        Some(connection) => Some(serve(connection, &engine, &bus).await?),
+        None => {
+            tracing::info!(
+                watching = watcher.watching(),
+                "keeping the desired state without D-Bus (--no-bus)"
+            );
+            None
+        }
+    };
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("keeping binfmt_misc handlers registered"),
@@ -165,9 +162,11 @@ pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<
         };
         match engine.reconcile(why).await {
             Ok((_, change)) if change.any() => {
-                let manager = iface.get().await;
-                if let Err(e) = manager.announce(change, iface.signal_emitter()).await {
-                    tracing::warn!("cannot emit change signals: {e}");
+                if let Some(iface) = &iface {
+                    let manager = iface.get().await;
+                    if let Err(e) = manager.announce(change, iface.signal_emitter()).await {
+                        tracing::warn!("cannot emit change signals: {e}");
+                    }
                 }
             }
             Ok(_) => {}
@@ -180,4 +179,32 @@ pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping");
     Ok(())
+}
+
+/// Serves the Manager object and takes the well-known name.
+async fn serve(
+    connection: &zbus::Connection,
+    engine: &Arc<Engine>,
+    bus: &str,
+) -> Result<zbus::object_server::InterfaceRef<Manager>, DaemonError> {
+    let auth: Arc<dyn Authorizer> = Arc::new(BusAuthorizer::new(connection.clone()));
+    connection
+        .object_server()
+        .at(OBJECT_PATH, Manager::new(Arc::clone(engine), auth))
+        .await
+        .map_err(|e| DaemonError::Setup(format!("cannot serve {OBJECT_PATH}: {e}")))?;
+    connection
+        .request_name(BUS_NAME)
+        .await
+        .map_err(|source| DaemonError::Name {
+            bus: bus.to_string(),
+            source,
+        })?;
+    let iface = connection
+        .object_server()
+        .interface::<_, Manager>(OBJECT_PATH)
+        .await
+        .map_err(|e| DaemonError::Setup(e.to_string()))?;
+    tracing::info!("serving {BUS_NAME} at {OBJECT_PATH} on the {bus}");
+    Ok(iface)
 }
