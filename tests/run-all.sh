@@ -7,3 +7,4 @@ sh tests/deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --all-targets -- --test-threads=2
+sh tests/package.sh
