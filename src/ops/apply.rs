@@ -78,6 +78,7 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
     let loaded = ctx.state.load();
     warnings.extend(loaded.warning);
     let mut state = loaded.state;
+    let loaded_state = state.clone();
     let snap = ctx.kernel.snapshot()?;
     if !req.dry_run && !snap.mounted {
         return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
@@ -99,9 +100,6 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
         if let Some(id) = crate::persist::cache::FileId::of(&i.path) {
             cache.interpreters.insert(i.path.clone(), (id, i.clone()));
         }
-    }
-    if !req.dry_run && cache != cache_before {
-        cache.save(ctx.state.dir());
     }
     let plans = plan::plan_install(&plan::PlanInput {
         catalog: &ctx.catalog,
@@ -170,7 +168,9 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
             );
         }
     }
-    ctx.state.save(&state)?;
+    if state != loaded_state {
+        ctx.state.save(&state)?;
+    }
     let saved = state.clone();
     for r in results.iter_mut().filter(|r| r.result == "ok") {
         let Some(rule) = r.plan.rule.clone() else {
@@ -275,8 +275,18 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
             probe: None,
             chrooted: false,
         });
+        let earlier = matches!(r.plan.action, Action::Keep { owned: true })
+            && r.plan
+                .line
+                .as_deref()
+                .is_some_and(|l| cache.verified_earlier(l, &rule.interpreter));
         if !ok {
             failed(r, detail.unwrap_or_default());
+        } else if req.verify && wins && earlier {
+            if let Some(v) = r.verify.as_mut() {
+                v.probe = Some(crate::probe::run::ProbeOutcome::PassedEarlier);
+                v.chrooted = true;
+            }
         } else if req.verify && wins {
             to_probe.push(r.plan.arch.clone());
         } else if !wins {
@@ -319,8 +329,17 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
             if !outcome.passed() {
                 let why = format!("registered, but the probe failed: {}", outcome.describe());
                 failed(r, why);
+            } else if let (true, Some(line), Some(i)) =
+                (chrooted, &r.plan.line, &r.plan.interpreter)
+            {
+                if let Some(id) = crate::persist::cache::FileId::of(&i.path) {
+                    cache.verified.insert(line.clone(), id);
+                }
             }
         }
+    }
+    if cache != cache_before {
+        cache.save(ctx.state.dir());
     }
     let ok = results.iter().all(|r| r.result != "failed");
     Ok(report(

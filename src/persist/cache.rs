@@ -40,6 +40,10 @@ pub struct Cache {
     pub native: Option<Vec<(String, bool)>>,
     #[serde(default)]
     pub interpreters: BTreeMap<PathBuf, (FileId, Interpreter)>,
+    /// Register lines whose probe passed (chrooted) this boot, with their interpreter's
+    /// identity then: an identical owned entry need not start the emulator again.
+    #[serde(default)]
+    pub verified: BTreeMap<String, FileId>,
 }
 
 /// This boot's id; empty when unknown (then nothing is cached across runs).
@@ -79,6 +83,13 @@ impl Cache {
     pub fn interpreter(&self, path: &Path) -> Option<Interpreter> {
         let (id, i) = self.interpreters.get(path)?;
         (FileId::of(path).as_ref() == Some(id)).then(|| i.clone())
+    }
+
+    /// True when `line` passed its probe this boot and its interpreter is the same file.
+    pub fn verified_earlier(&self, line: &str, interpreter: &Path) -> bool {
+        self.verified
+            .get(line)
+            .is_some_and(|id| FileId::of(interpreter).as_ref() == Some(id))
     }
 
     /// Best effort save; a read-only state directory only costs speed.

@@ -26,11 +26,13 @@ pub enum ProbeOutcome {
     Timeout { seconds: u64 },
     /// No probe exists for this ISA.
     NoProbe,
+    /// This identical entry, with the same interpreter file, passed earlier this boot.
+    PassedEarlier,
 }
 
 impl ProbeOutcome {
     pub fn passed(&self) -> bool {
-        matches!(self, ProbeOutcome::Passed)
+        matches!(self, ProbeOutcome::Passed | ProbeOutcome::PassedEarlier)
     }
 
     /// One line for humans.
@@ -44,6 +46,9 @@ impl ProbeOutcome {
             ProbeOutcome::ExecFailed { error, .. } => format!("exec of the probe failed: {error}"),
             ProbeOutcome::Timeout { seconds } => format!("probe did not exit within {seconds}s"),
             ProbeOutcome::NoProbe => "binfmtd has no probe program for this ISA".into(),
+            ProbeOutcome::PassedEarlier => {
+                "probe passed earlier this boot through this identical entry".into()
+            }
         }
     }
 }
