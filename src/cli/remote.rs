@@ -211,10 +211,27 @@ pub fn no_daemon_env() -> bool {
 }
 
 /// Records a direct change in the daemon's desired state, so a running (or later started)
-/// daemon keeps what was installed and does not restore what was removed.
-pub fn record_direct(state_dir: &std::path::Path, req: &Request) -> Result<(), String> {
-    use crate::daemon::desired::Recorded;
-    let mut rec = Recorded::load(state_dir).map_err(|e| e.to_string())?;
+/// daemon keeps what was installed and does not restore what was removed. Keys are canonical
+/// handler names, as the daemon records them; flags chosen with `--[no-]credentials` or
+/// `--[no-]preserve-argv0` are recorded as the effective flags of each handler.
+pub fn record_direct(
+    paths: &crate::config::Paths,
+    catalog: &crate::catalog::Catalog,
+    req: &Request,
+    policy: Option<&crate::plan::InstallPolicy>,
+) -> Result<(), String> {
+    use crate::daemon::desired::{canonical_keys, effective, Config, Recorded};
+    let mut rec = Recorded::load(&paths.state_dir).map_err(|e| e.to_string())?;
+    let config = Config::load(&paths.config_dir).unwrap_or_default();
+    let canon = |w: &str| {
+        catalog
+            .resolve(&w.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| w.to_string())
+    };
+    let current: Vec<String> = effective(&config, &rec, &canon)
+        .into_iter()
+        .map(|w| w.platform)
+        .collect();
     match req {
         Request::Install {
             platforms,
@@ -223,20 +240,36 @@ pub fn record_direct(state_dir: &std::path::Path, req: &Request) -> Result<(), S
             allow_dynamic,
             ..
         } => {
-            let o = crate::dbus::types::InstallOptions {
-                flags: flags.clone(),
-                force: false,
-                persist: *persist,
-                allow_dynamic: *allow_dynamic,
-                verify: true,
-            };
-            platforms.iter().for_each(|p| rec.install(p, &o));
+            for w in platforms {
+                let key = if w.eq_ignore_ascii_case("all") {
+                    "all".to_string()
+                } else {
+                    canon(w)
+                };
+                let derived = policy
+                    .filter(|p| p.credentials.is_some() || p.preserve_argv0.is_some())
+                    .and_then(|p| catalog.get(&key).map(|h| p.flags_for(h).to_string()));
+                let o = crate::dbus::types::InstallOptions {
+                    flags: flags.clone().or(derived),
+                    force: false,
+                    persist: *persist,
+                    allow_dynamic: *allow_dynamic,
+                    verify: true,
+                };
+                rec.install(&key, &o);
+            }
         }
-        Request::Uninstall { platforms } => platforms.iter().for_each(|p| rec.uninstall(p)),
-        Request::Enable { platforms } => platforms.iter().for_each(|p| rec.set_enabled(p, true)),
-        Request::Disable { platforms } => platforms.iter().for_each(|p| rec.set_enabled(p, false)),
+        Request::Uninstall { platforms } => canonical_keys(platforms, &canon, &current)
+            .iter()
+            .for_each(|k| rec.uninstall(k)),
+        Request::Enable { platforms } => canonical_keys(platforms, &canon, &current)
+            .iter()
+            .for_each(|k| rec.set_enabled(k, true)),
+        Request::Disable { platforms } => canonical_keys(platforms, &canon, &current)
+            .iter()
+            .for_each(|k| rec.set_enabled(k, false)),
     }
-    rec.save(state_dir).map_err(|e| e.to_string())
+    rec.save(&paths.state_dir).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

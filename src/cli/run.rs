@@ -52,8 +52,8 @@ fn via_daemon(
 }
 
 /// After a direct change, keeps the daemon's desired state in step (warning on failure).
-fn record(cli: &Cli, req: &Request) {
-    if let Err(e) = remote::record_direct(&cli.global.state_dir, req) {
+fn record(cli: &Cli, ctx: &Context, req: &Request, policy: Option<&crate::plan::InstallPolicy>) {
+    if let Err(e) = remote::record_direct(&cli.global.paths(), &ctx.catalog, req, policy) {
         tracing::warn!(
             "the change was made, but the daemon's desired state in {} was not updated: {e}",
             cli.global.state_dir.display()
@@ -85,7 +85,7 @@ fn entries(cli: &Cli, a: &EntryArgs, op: EntryOp) -> Result<i32> {
     }
     let r = ops::change_entries(&ctx, &a.list, op, a.force, a.dry_run)?;
     if r.ok && !a.dry_run {
-        record(cli, &req);
+        record(cli, &ctx, &req, None);
     }
     emit(cli.global.json, &r, render::entries)?;
     Ok(if r.ok { exit::OK } else { exit::FAILED })
@@ -141,7 +141,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             let r = ops::install(&ctx, &req)?;
             if r.ok && !a.dry_run {
-                record(&cli, &remote_req);
+                record(&cli, &ctx, &remote_req, Some(&req.policy));
             }
             emit(json, &r, render::install)?;
             Ok(if r.ok { exit::OK } else { exit::FAILED })

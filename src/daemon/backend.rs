@@ -34,4 +34,8 @@ pub trait Backend: Send + Sync + 'static {
     fn set_enabled(&self, platforms: &[String], enabled: bool) -> Result<Vec<ItemReport>, Error>;
     /// Diagnoses the already-open file `fd` (shown as `name`); returns the report as JSON.
     fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, Error>;
+    /// The desired-state key of a platform word: its handler name where the catalog knows it.
+    fn canonical(&self, word: &str) -> String {
+        word.to_string()
+    }
 }

@@ -219,9 +219,40 @@ pub struct Wanted {
     pub enabled: bool,
 }
 
-/// The effective desired state (pure): config platforms in order, then recorded ones.
-pub fn effective(config: &Config, recorded: &Recorded) -> Vec<Wanted> {
-    let mut order: Vec<&String> = config.platforms.iter().collect();
+/// The desired-state keys for the words of a request (pure): each word becomes its canonical
+/// handler name (so `linux/arm64`, `arm64` and `qemu-aarch64` are one key), and `all`
+/// becomes every platform wanted now (`current`) plus `all` itself.
+pub fn canonical_keys(
+    words: &[String],
+    canon: &dyn Fn(&str) -> String,
+    current: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words {
+        let keys = if w.eq_ignore_ascii_case("all") {
+            current.iter().cloned().chain(["all".to_string()]).collect()
+        } else {
+            vec![canon(w)]
+        };
+        for k in keys {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    out
+}
+
+/// The effective desired state (pure): config platforms in order, then recorded ones, each
+/// under its canonical key (`canon`), so a platform configured as `linux/arm64` and
+/// uninstalled as `arm64` is one platform.
+pub fn effective(
+    config: &Config,
+    recorded: &Recorded,
+    canon: &dyn Fn(&str) -> String,
+) -> Vec<Wanted> {
+    let config_keys: Vec<String> = config.platforms.iter().map(|p| canon(p)).collect();
+    let mut order: Vec<&String> = config_keys.iter().collect();
     for p in recorded.installed.keys() {
         if !order.contains(&p) {
             order.push(p);
@@ -246,7 +277,12 @@ pub fn effective(config: &Config, recorded: &Recorded) -> Vec<Wanted> {
             };
             Wanted {
                 platform: p.clone(),
-                target: config.prefer.get(p).cloned().unwrap_or_else(|| p.clone()),
+                target: config
+                    .prefer
+                    .iter()
+                    .find(|(k, _)| canon(k) == *p)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| p.clone()),
                 options,
                 enabled: !recorded.disabled.contains(p),
             }

@@ -71,7 +71,7 @@ fn effective_table() {
         &[("linux/amd64", "rosetta")],
     );
     let mut rec = Recorded::default();
-    let got = effective(&config, &rec);
+    let got = effective(&config, &rec, &|w: &str| w.to_string());
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].platform, "linux/arm64");
     assert_eq!(got[0].target, "linux/arm64");
@@ -89,7 +89,7 @@ fn effective_table() {
     );
     rec.uninstall("linux/arm64");
     rec.set_enabled("linux/amd64", false);
-    let got = effective(&config, &rec);
+    let got = effective(&config, &rec, &|w: &str| w.to_string());
     let names: Vec<&str> = got.iter().map(|w| w.platform.as_str()).collect();
     assert_eq!(names, ["linux/amd64", "linux/s390x"]);
     assert!(!got[0].enabled);
@@ -98,13 +98,13 @@ fn effective_table() {
 
     // Installing again after an uninstall brings it back.
     rec.install("linux/arm64", &InstallOptions::default());
-    let got = effective(&config, &rec);
+    let got = effective(&config, &rec, &|w: &str| w.to_string());
     assert!(got
         .iter()
         .any(|w| w.platform == "linux/arm64" && w.options.flags.as_deref() == Some("FC")));
     // Uninstalling a recorded-only platform removes it entirely.
     rec.uninstall("linux/s390x");
-    assert!(effective(&config, &rec)
+    assert!(effective(&config, &rec, &|w: &str| w.to_string())
         .iter()
         .all(|w| w.platform != "linux/s390x"));
 }
@@ -146,4 +146,31 @@ fn files_layer_in_name_order_and_record_round_trips() {
     rec.uninstall("linux/s390x");
     rec.save(&state).unwrap();
     assert_eq!(Recorded::load(&state).unwrap(), rec);
+}
+
+#[test]
+fn keys_are_canonical_and_all_expands() {
+    let canon = |w: &str| match w {
+        "linux/arm64" | "arm64" | "aarch64" => "qemu-aarch64".to_string(),
+        other => other.to_string(),
+    };
+    let words = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        canonical_keys(&words(&["arm64", "linux/arm64", "riscv64"]), &canon, &[]),
+        words(&["qemu-aarch64", "riscv64"])
+    );
+    assert_eq!(
+        canonical_keys(&words(&["all"]), &canon, &words(&["qemu-aarch64", "x"])),
+        words(&["qemu-aarch64", "x", "all"])
+    );
+    // Configured as linux/arm64, uninstalled as arm64: no longer wanted.
+    let config = Config {
+        platforms: words(&["linux/arm64"]),
+        ..Config::default()
+    };
+    let mut rec = Recorded::default();
+    rec.uninstall("qemu-aarch64");
+    assert!(effective(&config, &rec, &canon).is_empty());
+    rec.install("qemu-aarch64", &InstallOptions::default());
+    assert_eq!(effective(&config, &rec, &canon).len(), 1);
 }

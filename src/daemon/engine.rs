@@ -1,7 +1,7 @@
 //! The daemon's core: serializes changes, keeps desired state, caches what properties show.
 
 use super::backend::{Backend, Observed};
-use super::desired::{effective, Config, Recorded};
+use super::desired::{canonical_keys, effective, Config, Recorded};
 use crate::dbus::errors::Error;
 use crate::dbus::types::{InstallOptions, ItemReport, UninstallOptions};
 use std::path::PathBuf;
@@ -128,6 +128,18 @@ impl Engine {
         Ok(change)
     }
 
+    /// The desired-state keys of request words; `all` is every platform wanted now.
+    fn keys(&self, words: &[String], record: &Recorded) -> Result<Vec<String>, Error> {
+        let config =
+            Config::load(&self.places.config_dir).map_err(|e| Error::Failed(e.to_string()))?;
+        let canon = |w: &str| self.backend.canonical(w);
+        let current: Vec<String> = effective(&config, record, &canon)
+            .into_iter()
+            .map(|w| w.platform)
+            .collect();
+        Ok(canonical_keys(words, &canon, &current))
+    }
+
     fn load_record(&self) -> Result<Recorded, Error> {
         Recorded::load(&self.places.state_dir).map_err(|e| Error::Failed(e.to_string()))
     }
@@ -152,15 +164,26 @@ impl Engine {
         let _guard = self.op.lock().await;
         let before = self.load_record()?;
         let mut record = before.clone();
-        for platform in &platforms {
-            record.install(platform, &options);
+        // `all` stays one key: "keep every available platform installed".
+        let keyed: Vec<(String, String)> = platforms
+            .iter()
+            .map(|w| {
+                let key = if w.eq_ignore_ascii_case("all") {
+                    "all".to_string()
+                } else {
+                    self.backend.canonical(w)
+                };
+                (w.clone(), key)
+            })
+            .collect();
+        for (_, key) in &keyed {
+            record.install(key, &options);
         }
         self.save_record(&before, &record)?;
         let intended = record.clone();
         let mut reports = Vec::new();
-        for platform in platforms {
+        for (word, platform) in keyed {
             let opts = options.clone();
-            let word = platform.clone();
             let items = self
                 .blocking("install", move |b| b.install(&[word], &opts))
                 .await?;
@@ -195,8 +218,8 @@ impl Engine {
         let reports = self
             .blocking("uninstall", move |b| b.uninstall(&list, &options))
             .await??;
-        for p in &platforms {
-            record.uninstall(p);
+        for p in self.keys(&platforms, &before)? {
+            record.uninstall(&p);
         }
         self.save_record(&before, &record)?;
         Ok((reports, self.refresh().await?))
@@ -215,8 +238,8 @@ impl Engine {
         let reports = self
             .blocking("enable/disable", move |b| b.set_enabled(&list, enabled))
             .await??;
-        for p in &platforms {
-            record.set_enabled(p, enabled);
+        for p in self.keys(&platforms, &before)? {
+            record.set_enabled(&p, enabled);
         }
         self.save_record(&before, &record)?;
         Ok((reports, self.refresh().await?))
@@ -236,7 +259,8 @@ impl Engine {
             Config::load(&self.places.config_dir).map_err(|e| Error::Failed(e.to_string()))?;
         let record = self.load_record()?;
         let mut reports = Vec::new();
-        for wanted in effective(&config, &record) {
+        let canon = |w: &str| self.backend.canonical(w);
+        for wanted in effective(&config, &record, &canon) {
             let target = wanted.target.clone();
             let options = wanted.options.clone();
             let enabled = wanted.enabled;

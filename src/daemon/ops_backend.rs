@@ -156,6 +156,13 @@ impl OpsBackend {
 }
 
 impl Backend for OpsBackend {
+    fn canonical(&self, word: &str) -> String {
+        self.ctx
+            .catalog
+            .resolve(&word.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| word.to_string())
+    }
+
     fn observe(&self) -> Result<Observed, Error> {
         let status = ops::status(&self.ctx).map_err(ops_error)?;
         let handlers: Vec<HandlerInfo> = status

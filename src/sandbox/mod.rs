@@ -58,18 +58,21 @@ pub fn prepare(
     req: &SandboxRequest,
 ) -> Result<(Context, Option<InstallReport>), SandboxError> {
     ns::check_private_instance()?;
+    let outside_uid = nix::unistd::getuid().as_raw();
     ns::enter_user_and_mount_ns()?;
     ns::mount_private_instance(&ctx_paths.binfmt_misc)?;
-    let mut ctx = Context::system(ctx_paths.clone()).map_err(ops::OpsError::from)?;
+    let paths = private_paths(ctx_paths, outside_uid);
+    let mut ctx = Context::system(paths.clone()).map_err(ops::OpsError::from)?;
+    // Ownership records live in a directory that only this sandbox sees (unless the caller
+    // chose its own), so `binfmtd status` inside shows the sandbox's entries as binfmtd's.
+    ctx.state = if paths.state_dir.is_dir() {
+        StateStore::Dir(paths.state_dir.clone())
+    } else {
+        StateStore::Memory(Default::default())
+    };
     if req.empty {
         return Ok((ctx, None));
     }
-    // The sandbox's ownership records live on a tmpfs over the state directory, visible only
-    // inside the sandbox (so `binfmtd status` there shows them as binfmtd's) and gone with it.
-    ctx.state = match private_state_dir(&ctx_paths.state_dir) {
-        true => StateStore::Dir(ctx_paths.state_dir.clone()),
-        false => StateStore::Memory(Default::default()),
-    };
     let mut install = req.install.clone();
     install.list = req.platforms.clone().unwrap_or_else(|| "all".into());
     install.persist = false;
@@ -92,20 +95,70 @@ pub fn prepare(
     Ok((ctx, Some(report)))
 }
 
-/// Mounts a private tmpfs over `dir` when it exists (never creating host directories);
-/// false when that cannot be done.
-fn private_state_dir(dir: &Path) -> bool {
+/// Where binfmtd inside the sandbox keeps state and binfmt.d files: wherever the caller
+/// pointed them, else a tmpfs that only this sandbox sees (never the host's /var/lib/binfmtd
+/// or /etc/binfmt.d, which root inside the sandbox could otherwise write, and which the host's
+/// daemon and systemd-binfmt would then apply to the host). The choice is exported to CMD.
+fn private_paths(paths: &crate::config::Paths, outside_uid: u32) -> crate::config::Paths {
+    use crate::config::{DEFAULT_BINFMT_D_DIR, DEFAULT_STATE_DIR};
+    let mut out = paths.clone();
+    let defaults = paths.state_dir == Path::new(DEFAULT_STATE_DIR)
+        || paths.binfmt_d_dir == Path::new(DEFAULT_BINFMT_D_DIR);
+    if !defaults {
+        return out;
+    }
+    match private_tmpfs(outside_uid) {
+        Some(dir) => {
+            if paths.state_dir == Path::new(DEFAULT_STATE_DIR) {
+                out.state_dir = dir.join("state");
+            }
+            if paths.binfmt_d_dir == Path::new(DEFAULT_BINFMT_D_DIR) {
+                out.binfmt_d_dir = dir.join("binfmt.d");
+            }
+        }
+        None => {
+            // No private directory: point both somewhere that does not exist, so nothing
+            // can be written to the host's defaults (state is then kept in memory).
+            out.state_dir = PathBuf::from("/nonexistent/binfmtd-sandbox/state");
+            out.binfmt_d_dir = PathBuf::from("/nonexistent/binfmtd-sandbox/binfmt.d");
+        }
+    }
+    std::env::set_var("BINFMTD_STATE_DIR", &out.state_dir);
+    std::env::set_var("BINFMTD_BINFMT_D_DIR", &out.binfmt_d_dir);
+    out
+}
+
+/// A tmpfs mounted (in this mount namespace only) on `$TMPDIR/.binfmtd-sandbox-UID`, a
+/// directory of the caller's that is reused by every sandbox, each with its own tmpfs.
+fn private_tmpfs(outside_uid: u32) -> Option<PathBuf> {
     use nix::mount::{mount, MsFlags};
-    dir.is_dir()
-        && mount(
-            Some("tmpfs"),
-            dir,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("mode=0755,size=4m"),
-        )
-        .map_err(|e| tracing::debug!("no private state dir at {}: {e}", dir.display()))
-        .is_ok()
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::env::temp_dir().join(format!(".binfmtd-sandbox-{outside_uid}"));
+    if let Err(e) = std::fs::create_dir(&dir) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            tracing::debug!("cannot create {}: {e}", dir.display());
+            return None;
+        }
+    }
+    // Refuse anything but our own plain directory (another user may have planted a link).
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() {
+        tracing::debug!("{} is not our own directory", dir.display());
+        return None;
+    }
+    mount(
+        Some("tmpfs"),
+        &dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,size=16m"),
+    )
+    .map_err(|e| tracing::debug!("no private tmpfs at {}: {e}", dir.display()))
+    .ok()?;
+    for sub in ["state", "binfmt.d"] {
+        std::fs::create_dir(dir.join(sub)).ok()?;
+    }
+    Some(dir)
 }
 
 /// Best effort: make /proc and /dev usable inside a foreign root, as a builder's RUN has them.
