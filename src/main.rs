@@ -5,7 +5,10 @@ use clap::Parser;
 
 fn main() {
     // Arguments first: nothing (bus, kernel, files) is touched before they parse.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => std::process::exit(run::report_usage_error(e)),
+    };
     let level = match (cli.global.verbose, &cli.command) {
         (0, Command::Daemon(_)) => "info",
         (0, _) => "warn",

@@ -169,6 +169,7 @@ fn force_replaces_foreign_and_enable_disable_work() {
 printf ':aarch64-other:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' > /proc/sys/fs/binfmt_misc/register
 $BIN install linux/arm64 --json; echo ===
 $BIN disable arm64 --json && exit 9 || true; echo ===
+$BIN install linux/arm64 --no-verify > /dev/null && exit 9 || echo "noverify-exit=$?"
 $BIN install linux/arm64 --force --json; echo ===
 $BIN disable arm64 --json; echo ===
 head -1 /proc/sys/fs/binfmt_misc/qemu-aarch64
@@ -186,6 +187,8 @@ test ! -e /proc/sys/fs/binfmt_misc/aarch64-other
     assert_eq!(a64["provider"], "aarch64-other");
     assert_eq!(a64["verify"]["probe"]["result"], "passed");
     assert_eq!(d[0]["ok"], true);
+    // Unverified (--no-verify), the foreign entry does not count as meeting the request.
+    assert!(stdout(&out).contains("noverify-exit=1"), "{}", stdout(&out));
     assert_eq!(
         d[1]["entries"][0]["result"], "failed",
         "disable of a foreign entry needs --force"
@@ -302,7 +305,15 @@ fn bad_input_is_rejected_clearly_and_changes_nothing() {
         (&["uninstall", "nonsense"], 2, "unknown platform"),
     ];
     for (args, code, msg) in table {
-        let out = env.cmd().args(*args).output().unwrap();
+        // Point at a directory that is not binfmt_misc, so that no reordering of checks could
+        // ever reach the host's instance.
+        let out = env
+            .cmd()
+            .args(*args)
+            .arg("--binfmt-misc")
+            .arg(env.path("none"))
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(*code), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{args:?}: {err}");

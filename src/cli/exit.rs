@@ -18,6 +18,8 @@ fn kernel_code(e: &KernelError) -> i32 {
         KernelError::Mount { errno, .. } if *errno == nix::errno::Errno::EPERM => PERMISSION,
         KernelError::Mount { .. } => UNAVAILABLE,
         KernelError::Encode(_) | KernelError::NoSuchEntry { .. } => USAGE,
+        // I/O errors are exit 2, as documented.
+        KernelError::Io { .. } | KernelError::Parse(_) => USAGE,
         KernelError::Refused {
             errno: nix::errno::Errno::EPERM | nix::errno::Errno::EACCES,
             ..
@@ -26,11 +28,24 @@ fn kernel_code(e: &KernelError) -> i32 {
     }
 }
 
+fn state_code(e: &crate::persist::state::StateError) -> i32 {
+    use crate::persist::state::StateError;
+    let source = match e {
+        StateError::Dir { source, .. }
+        | StateError::Lock { source, .. }
+        | StateError::Write { source, .. } => source,
+    };
+    match source.kind() {
+        std::io::ErrorKind::PermissionDenied => PERMISSION,
+        _ => USAGE,
+    }
+}
+
 fn ops_code(e: &OpsError) -> i32 {
     match e {
         OpsError::Select(_) | OpsError::Catalog(_) => USAGE,
         OpsError::Kernel(k) => kernel_code(k),
-        OpsError::State(_) => PERMISSION,
+        OpsError::State(e) => state_code(e),
     }
 }
 

@@ -32,7 +32,7 @@ pub struct Cli {
 /// Options every command accepts.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Print one JSON document (schemas in docs/schemas/) instead of text.
+    /// Print one JSON document (shapes in docs/json.md) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
     /// More log output (-v, -vv); logs go to stderr.

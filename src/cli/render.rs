@@ -300,12 +300,12 @@ pub fn status(r: &StatusReport) -> String {
         );
     }
     for e in &r.entries {
-        let wins = if e.arch.is_none() {
-            "-".to_string()
-        } else if e.wins {
-            "yes".into()
+        let wins = if e.wins {
+            "yes".to_string()
+        } else if let Some(by) = &e.shadowed_by {
+            format!("no ({by})")
         } else {
-            format!("no ({})", or_dash(e.shadowed_by.as_deref()))
+            "-".to_string()
         };
         let _ = writeln!(
             o,

@@ -219,3 +219,35 @@ pub fn report_error(json: bool, err: &anyhow::Error) -> i32 {
     }
     code
 }
+
+/// Reports a command-line error: clap's text, or a `binfmtd.error/v1` document when `--json`
+/// was asked for. `--help` and `--version` print as usual and exit 0.
+pub fn report_usage_error(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    let json = std::env::args().any(|a| a == "--json");
+    if json
+        && !matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        let message = e.to_string();
+        let first = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        let doc = serde_json::json!({"schema": "binfmtd.error/v1", "error": first, "causes": [message], "exit_code": exit::USAGE});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return exit::USAGE;
+    }
+    let _ = e.print();
+    if e.use_stderr() {
+        exit::USAGE
+    } else {
+        exit::OK
+    }
+}

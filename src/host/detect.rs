@@ -55,6 +55,7 @@ pub struct BinfmtInfo {
 /// What `binfmtd host` reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostReport {
+    pub schema: &'static str,
     pub machine: IsaNames,
     /// QEMU arch names this CPU runs without emulation.
     pub native: Vec<String>,
@@ -216,6 +217,7 @@ pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
     native_platforms.dedup();
     let version = kernel_version(&facts.kernel_release);
     HostReport {
+        schema: "binfmtd.host/v1",
         machine: IsaNames {
             uname: facts.machine.clone(),
             oci,

@@ -341,6 +341,27 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
     if cache != cache_before {
         cache.save(ctx.state.dir());
     }
+    // An explicitly requested platform that another tool's entry serves counts as done only
+    // when that entry was proven to work; otherwise the request was not met.
+    if matches!(selection, Selection::Handlers(_)) {
+        for r in results.iter_mut().filter(|r| r.result == "skipped") {
+            if let Action::SkipForeign { provider, wins } = &r.plan.action {
+                let proven = r
+                    .verify
+                    .as_ref()
+                    .and_then(|v| v.probe.as_ref())
+                    .is_some_and(|p| p.passed());
+                if !proven {
+                    let why = if *wins {
+                        format!("{provider} (not binfmtd's) serves this platform and was not verified (--no-verify); binfmtd registered nothing; `--force` replaces it")
+                    } else {
+                        format!("{provider} (not binfmtd's) blocks this platform's entry but does not win for it either; binfmtd registered nothing; `--force` replaces it")
+                    };
+                    failed(r, why);
+                }
+            }
+        }
+    }
     let ok = results.iter().all(|r| r.result != "failed");
     Ok(report(
         ctx,

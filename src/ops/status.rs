@@ -84,9 +84,22 @@ pub fn describe(
                 binfmt_d::attribute(e, binfmt_d_rules).unwrap_or_else(|| "unknown".into())
             };
             let isa = served_isa(catalog, e);
-            let winner = isa
-                .as_ref()
-                .and_then(|(_, _, hdr)| codec::winner(entries, enabled, hdr, None));
+            // Entries outside the catalog (python3.11, WSLInterop...) compete for their own magic.
+            let probe: (Vec<u8>, Option<String>) = match (&isa, &e.matcher) {
+                (Some((_, _, hdr)), _) => (hdr.clone(), None),
+                (None, crate::model::Matcher::Magic { offset, magic, .. })
+                    if offset + magic.len() <= codec::BINPRM_BUF_SIZE =>
+                {
+                    let mut h = vec![0u8; offset + magic.len()];
+                    h[*offset..].copy_from_slice(magic);
+                    (h, None)
+                }
+                (None, crate::model::Matcher::Extension { extension }) => {
+                    (Vec::new(), Some(format!("file.{extension}")))
+                }
+                (None, _) => (Vec::new(), None),
+            };
+            let winner = codec::winner(entries, enabled, &probe.0, probe.1.as_deref());
             let wins = winner.is_some_and(|w| w.name == e.name);
             EntryStatus {
                 owner,
