@@ -132,6 +132,7 @@ fn reports_of_every_mode_match_the_schema() {
     let opts = doctor::FdOptions {
         root: PathBuf::from("/"),
         name: "true".into(),
+        public_only: true,
     };
     reports.push(doctor::execute_fd(f.into(), &opts, &ctx()).unwrap());
     for r in &reports {

@@ -74,7 +74,13 @@ pub struct Engine {
     places: Places,
     view: RwLock<Observed>,
     op: tokio::sync::Mutex<()>,
+    doctor_slots: tokio::sync::Semaphore,
 }
+
+/// Doctor calls that may run at once.
+pub const DOCTOR_SLOTS: usize = 2;
+/// How long a caller waits for a Doctor report.
+pub const DOCTOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Failed(format!(
@@ -89,6 +95,7 @@ impl Engine {
             places,
             view: RwLock::new(Observed::default()),
             op: tokio::sync::Mutex::new(()),
+            doctor_slots: tokio::sync::Semaphore::new(DOCTOR_SLOTS),
         }
     }
 
@@ -246,9 +253,32 @@ impl Engine {
     }
 
     /// Runs the doctor on a caller's open file; read-only, so it does not wait for changes.
+    /// Doctor needs no authorization, so it never uses the threads installs and drift repair
+    /// run on: at most [`DOCTOR_SLOTS`] run at once, each on its own thread, and a caller
+    /// gets an error after [`DOCTOR_TIMEOUT`] (a file on a stalled mount cannot wedge the
+    /// daemon).
     pub async fn doctor(&self, fd: std::os::fd::OwnedFd, name: String) -> Result<String, Error> {
-        self.blocking("doctor", move |b| b.doctor(fd, &name))
-            .await?
+        let Ok(_slot) = self.doctor_slots.try_acquire() else {
+            return Err(Error::Failed(format!(
+                "{DOCTOR_SLOTS} Doctor calls are running already; try again shortly"
+            )));
+        };
+        let backend = Arc::clone(&self.backend);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("doctor".into())
+            .spawn(move || {
+                let _ = tx.send(backend.doctor(fd, &name));
+            })
+            .map_err(|e| internal("doctor", e))?;
+        match tokio::time::timeout(DOCTOR_TIMEOUT, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(internal("doctor", e)),
+            Err(_) => Err(Error::Failed(format!(
+                "the diagnosis did not finish within {}s (is the file on a stalled mount?)",
+                DOCTOR_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// Applies the desired state: installs what is wanted and missing, re-applies disabled

@@ -244,6 +244,7 @@ impl Backend for OpsBackend {
         let options = crate::doctor::FdOptions {
             root: std::path::PathBuf::from("/"),
             name: name.to_string(),
+            public_only: true,
         };
         let report = crate::doctor::execute_fd(fd, &options, &dctx)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;

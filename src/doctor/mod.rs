@@ -67,6 +67,9 @@ pub struct FdOptions {
     pub root: PathBuf,
     /// Name to show for the file (and to match `E` entries against).
     pub name: String,
+    /// Look up (loader, libraries, `#!` interpreters) only what any user may read: set by the
+    /// D-Bus service, which is privileged and must not read for a caller what it could not.
+    pub public_only: bool,
 }
 
 /// Shared state of one doctor invocation.
@@ -352,7 +355,10 @@ pub fn execute_fd(
     options: &FdOptions,
     ctx: &DoctorContext,
 ) -> Result<Report, DoctorError> {
-    let session = Session::open(&options.root, ctx)?;
+    let mut session = Session::open(&options.root, ctx)?;
+    if options.public_only {
+        session.root.restrict_to_public();
+    }
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(DoctorError::BadFd)?;
     let meta = Meta::of(&st);
     let mut resolver = Resolver::new(&session.root);

@@ -131,6 +131,10 @@ pub struct Root {
     path: PathBuf,
     canonical: PathBuf,
     mode: Confinement,
+    /// Only what any user may reach: every directory on the way world-searchable and the
+    /// file world-readable (the D-Bus Doctor, where a privileged daemon looks up paths named
+    /// inside a caller's file).
+    public_only: bool,
 }
 
 /// Turns "/a/b" or "a/b" into a relative path for openat2 ("" means the root itself).
@@ -174,7 +178,14 @@ impl Root {
             path: path.to_path_buf(),
             canonical,
             mode,
+            public_only: false,
         })
+    }
+
+    /// Restricts lookups to what any unprivileged user could reach (see `public_only`).
+    pub fn restrict_to_public(&mut self) {
+        self.public_only = true;
+        self.mode = Confinement::Manual;
     }
 
     pub fn path(&self) -> &Path {
@@ -248,9 +259,15 @@ impl Root {
                         queue.push_front(c.to_string());
                     }
                 }
+                FileType::Directory if self.public_only && st.st_mode & 0o001 == 0 => {
+                    return Err(LookupError::Other(Errno::EACCES))
+                }
                 FileType::Directory => stack.push(fd),
                 _ if queue.iter().any(|c| !c.is_empty() && c != ".") => {
                     return Err(LookupError::NotDir)
+                }
+                _ if self.public_only && st.st_mode & 0o004 == 0 => {
+                    return Err(LookupError::Other(Errno::EACCES))
                 }
                 _ => return Ok(fd),
             }

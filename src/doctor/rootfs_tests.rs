@@ -123,3 +123,31 @@ fn fifo_and_devices_are_not_opened() {
     assert!(start.elapsed() < std::time::Duration::from_secs(2));
     assert!(host.is_host_root() && !root.is_host_root());
 }
+
+#[test]
+fn public_only_root_reaches_only_world_readable_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir_all(base.join("pub")).unwrap();
+    std::fs::write(base.join("pub/open"), b"x").unwrap();
+    std::fs::write(base.join("pub/secret"), b"x").unwrap();
+    std::fs::set_permissions(
+        base.join("pub/secret"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::create_dir_all(base.join("private")).unwrap();
+    std::fs::write(base.join("private/file"), b"x").unwrap();
+    std::fs::set_permissions(base.join("private"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let full = Root::open(base).unwrap();
+    let mut public = Root::open(base).unwrap();
+    public.restrict_to_public();
+    for p in ["/pub/open", "/pub/secret", "/private/file"] {
+        assert!(full.resolve(p).is_ok(), "{p}");
+    }
+    assert!(public.resolve("/pub/open").is_ok());
+    assert!(public.resolve("/pub/secret").is_err());
+    assert!(public.resolve("/private/file").is_err());
+}
