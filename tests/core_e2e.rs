@@ -529,3 +529,15 @@ fn install_without_binfmt_misc_says_so() {
         "{err}"
     );
 }
+
+#[test]
+fn uninstall_removes_binfmt_d_files_of_flushed_entries() {
+    let env = Env::new();
+    let out = env.sandbox_sh(
+        "$BIN install riscv64 --persist --no-verify >/dev/null; echo -1 > /proc/sys/fs/binfmt_misc/status; $BIN uninstall all; echo files=$(ls $T/binfmt.d | wc -l)",
+    );
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("files=0"), "{text}");
+    assert!(text.contains("removed its binfmt.d file"), "{text}");
+}

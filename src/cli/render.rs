@@ -244,6 +244,9 @@ pub fn entries(r: &EntriesReport) -> String {
     if r.entries.is_empty() {
         let _ = writeln!(o, "nothing to {}", r.operation);
     }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {w}");
+    }
     o
 }
 

@@ -180,31 +180,15 @@ impl Recorded {
         }
     }
 
-    /// Writes the record atomically (temp file, fsync, rename), mode 0600.
+    /// Writes the record atomically (unique temp file, fsync, rename, directory fsync), 0600.
     pub fn save(&self, state_dir: &Path) -> Result<(), DesiredError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = state_dir.join(RECORD_FILE);
-        let tmp = state_dir.join(format!(".{RECORD_FILE}.tmp"));
-        let write_err = |source| DesiredError::Write {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(state_dir).map_err(write_err)?;
         let text = toml::to_string(self).map_err(|e| DesiredError::Write {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(write_err)?;
-        file.write_all(text.as_bytes()).map_err(write_err)?;
-        file.sync_all().map_err(write_err)?;
-        std::fs::rename(&tmp, &path).map_err(write_err)
+        crate::persist::atomic::write(&path, text.as_bytes(), 0o600)
+            .map_err(|source| DesiredError::Write { path, source })
     }
 }
 

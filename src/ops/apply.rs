@@ -75,7 +75,11 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
     } else {
         Some(ctx.state.lock()?)
     };
-    let loaded = ctx.state.load();
+    let loaded = if req.dry_run {
+        ctx.state.peek()
+    } else {
+        ctx.state.load()
+    };
     warnings.extend(loaded.warning);
     let mut state = loaded.state;
     let loaded_state = state.clone();
@@ -416,6 +420,7 @@ pub struct EntriesReport {
     pub binfmt_misc: String,
     pub dry_run: bool,
     pub entries: Vec<EntryResult>,
+    pub warnings: Vec<String>,
     pub ok: bool,
 }
 
@@ -433,13 +438,47 @@ pub fn change_entries(
     } else {
         Some(ctx.state.lock()?)
     };
-    let loaded = ctx.state.load();
+    let loaded = if dry_run {
+        ctx.state.peek()
+    } else {
+        ctx.state.load()
+    };
+    let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
     let mut state = loaded.state;
     let snap = ctx.kernel.snapshot()?;
     if !snap.mounted {
         return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
     }
     let decisions = plan::plan_entries(&ctx.catalog, &selection, &snap.entries, &state, op, force);
+    if op == EntryOp::Remove && !dry_run {
+        // Entries binfmtd registered that are gone from the kernel (a flush, a reboot) may
+        // still have binfmt.d files that would bring them back: remove those too.
+        let absent: Vec<(String, Option<std::path::PathBuf>)> = state
+            .entries
+            .iter()
+            .filter(|(name, _)| !snap.entries.iter().any(|e| &e.name == *name))
+            .filter(|(name, o)| match &selection {
+                Selection::All => true,
+                Selection::Handlers(h) => h.contains(name) || h.contains(&o.handler),
+            })
+            .map(|(name, o)| (name.clone(), o.persisted.clone()))
+            .collect();
+        for (name, persisted) in absent {
+            let file =
+                persisted.unwrap_or_else(|| binfmt_d::file_for(&ctx.paths.binfmt_d_dir, &name));
+            match std::fs::remove_file(&file) {
+                Ok(()) => warnings.push(format!(
+                    "{name} was binfmtd's but is not registered now; removed its binfmt.d file {}",
+                    file.display()
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warnings.push(format!(
+                    "cannot remove {}: {e}; delete it, or {name} comes back at the next boot",
+                    file.display()
+                )),
+            }
+        }
+    }
     let mut out = Vec::new();
     let explicit = matches!(selection, Selection::Handlers(_));
     for d in decisions {
@@ -501,6 +540,7 @@ pub fn change_entries(
         binfmt_misc: ctx.kernel.path().display().to_string(),
         dry_run,
         entries: out,
+        warnings,
         ok,
     })
 }

@@ -117,7 +117,7 @@ pub fn describe(
 /// Every entry in the kernel, binfmtd's or not.
 pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
     let snap = ctx.kernel.snapshot()?;
-    let loaded = ctx.state.load();
+    let loaded = ctx.state.peek();
     let rules = binfmt_d::scan(&ctx.binfmt_d_dirs);
     let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
     if !snap.mounted {

@@ -118,6 +118,16 @@ impl StateStore {
     /// Loads the state. A missing file is an empty state; a corrupt one is moved aside
     /// (`state.json.corrupt`) and reported, and binfmtd carries on without touching the kernel.
     pub fn load(&self) -> Loaded {
+        self.load_inner(true)
+    }
+
+    /// Like [`StateStore::load`] for readers that hold no lock: a corrupt file is reported
+    /// but left where it is.
+    pub fn peek(&self) -> Loaded {
+        self.load_inner(false)
+    }
+
+    fn load_inner(&self, move_aside: bool) -> Loaded {
         let dir = match self {
             StateStore::Dir(dir) => dir,
             StateStore::Memory(m) => {
@@ -153,11 +163,11 @@ impl StateStore {
             },
             Err(e) => {
                 let aside = dir.join(format!("{STATE_FILE}.corrupt"));
-                let moved = std::fs::rename(&path, &aside).is_ok();
+                let moved = move_aside && std::fs::rename(&path, &aside).is_ok();
                 Loaded {
                     state: State::default(),
                     warning: Some(format!(
-                        "state file {} is corrupt ({e}){}; kernel entries were left as they are and are now treated as not owned by binfmtd; identical entries will be adopted again by the next install",
+                        "state file {} is corrupt ({e}){}; kernel entries were left as they are and are now treated as not owned by binfmtd (remove binfmtd's entries by name with `binfmtd uninstall --force LIST`)",
                         path.display(),
                         if moved { format!(", moved aside to {}", aside.display()) } else { String::new() }
                     )),
