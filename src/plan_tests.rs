@@ -36,6 +36,7 @@ fn owned(state: &mut State, e: &Entry) {
             platform: String::new(),
             line: codec::encode(&e.to_rule()).unwrap(),
             persisted: None,
+            previous: None,
         },
     );
 }

@@ -161,6 +161,7 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
         if let (Action::Register | Action::Replace { .. }, Some(rule), Some(line)) =
             (&r.plan.action, &r.plan.rule, &r.plan.line)
         {
+            let previous = state.entries.get(&rule.name).map(|o| o.line.clone());
             state.entries.insert(
                 rule.name.clone(),
                 OwnedEntry {
@@ -168,10 +169,12 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
                     platform: r.plan.platform.clone(),
                     line: line.clone(),
                     persisted: None,
+                    previous,
                 },
             );
         }
     }
+    let before_intent = loaded_state.clone();
     if state != loaded_state {
         ctx.state.save(&state)?;
     }
@@ -204,10 +207,17 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
         })();
         if let Err(e) = step {
             if matches!(r.plan.action, Action::Register | Action::Replace { .. }) {
-                state.entries.remove(&rule.name);
+                // Back to what was recorded before this install (the old entry, if any).
+                match before_intent.entries.get(&rule.name) {
+                    Some(old) => state.entries.insert(rule.name.clone(), old.clone()),
+                    None => state.entries.remove(&rule.name),
+                };
             }
             failed(r, e);
             continue;
+        }
+        if let Some(o) = state.entries.get_mut(&rule.name) {
+            o.previous = None;
         }
         if req.persist
             && matches!(

@@ -20,12 +20,19 @@ pub struct OwnedEntry {
     /// The binfmt.d file written for it by `--persist`, if any.
     #[serde(default)]
     pub persisted: Option<PathBuf>,
+    /// While a replacement is under way: the line binfmtd registered before, so that a crash
+    /// between recording the new line and writing it leaves the old entry binfmtd's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 impl OwnedEntry {
-    /// True when the kernel entry is exactly what binfmtd registered.
+    /// True when the kernel entry is exactly what binfmtd registered (or, mid-replacement,
+    /// what it registered before).
     pub fn matches(&self, entry: &Entry) -> bool {
-        codec::decode(&self.line).is_ok_and(|r| r.same_as(entry))
+        std::iter::once(&self.line)
+            .chain(self.previous.as_ref())
+            .any(|line| codec::decode(line).is_ok_and(|r| r.same_as(entry)))
     }
 }
 
@@ -219,6 +226,7 @@ mod tests {
                 platform: "linux/arm64".into(),
                 line: r":qemu-aarch64:M::\x7f::/usr/bin/q:F".into(),
                 persisted: None,
+                previous: None,
             },
         );
         store.save(&s).unwrap();
@@ -237,6 +245,7 @@ mod tests {
             platform: "p".into(),
             line: r":h:M::\x7f\x45::/usr/bin/q:FC".into(),
             persisted: None,
+            previous: None,
         };
         let mut e = crate::kernel::codec::parse_entry(
             "h",
@@ -246,5 +255,26 @@ mod tests {
         assert!(o.matches(&e));
         e.interpreter = "/usr/bin/other".into();
         assert!(!o.matches(&e));
+    }
+
+    #[test]
+    fn mid_replacement_the_previous_line_is_still_owned() {
+        let old = r":h:M::\x7f\x45::/usr/bin/q:FC";
+        let new = r":h:M::\x7f\x45::/usr/bin/q:F";
+        let e = crate::kernel::codec::parse_entry(
+            "h",
+            "enabled\ninterpreter /usr/bin/q\nflags: OCF\noffset 0\nmagic 7f45\n",
+        )
+        .unwrap();
+        let mut o = OwnedEntry {
+            handler: "h".into(),
+            platform: "p".into(),
+            line: new.into(),
+            persisted: None,
+            previous: None,
+        };
+        assert!(!o.matches(&e));
+        o.previous = Some(old.into());
+        assert!(o.matches(&e));
     }
 }
