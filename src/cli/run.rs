@@ -142,6 +142,36 @@ pub fn run(cli: Cli) -> Result<i32> {
             let r = ops::install(&ctx, &req)?;
             if r.ok && !a.dry_run {
                 record(&cli, &ctx, &remote_req, Some(&req.policy));
+            } else if !a.dry_run {
+                // Keep what did get installed; the failed handlers are not wanted yet.
+                let done: Vec<String> = r
+                    .handlers
+                    .iter()
+                    .filter(|h| h.result == "ok")
+                    .map(|h| h.plan.handler.clone())
+                    .collect();
+                if let (
+                    false,
+                    Request::Install {
+                        flags,
+                        force,
+                        persist,
+                        allow_dynamic,
+                        verify,
+                        ..
+                    },
+                ) = (done.is_empty(), &remote_req)
+                {
+                    let partial = Request::Install {
+                        platforms: done,
+                        flags: flags.clone(),
+                        force: *force,
+                        persist: *persist,
+                        allow_dynamic: *allow_dynamic,
+                        verify: *verify,
+                    };
+                    record(&cli, &ctx, &partial, Some(&req.policy));
+                }
             }
             emit(json, &r, render::install)?;
             Ok(if r.ok { exit::OK } else { exit::FAILED })
