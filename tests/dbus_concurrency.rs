@@ -96,7 +96,8 @@ fn fifty_concurrent_readers_and_writers() {
     assert_eq!(kernel.matches("== qemu-").count(), 2, "{kernel}");
     let desired = std::fs::read_to_string(daemon.root.join("state/desired.toml")).unwrap();
     assert!(
-        desired.contains("linux/arm64") && desired.contains("linux/riscv64"),
+        // Recorded under canonical handler names, whatever platform words the clients used.
+        desired.contains("installed.qemu-aarch64") && desired.contains("installed.qemu-riscv64"),
         "{desired}"
     );
 }
