@@ -83,10 +83,12 @@ fn entries(cli: &Cli, a: &EntryArgs, op: EntryOp) -> Result<i32> {
             return Ok(code);
         }
     }
-    let r = ops::change_entries(&ctx, &a.list, op, a.force, a.dry_run)?;
-    if r.ok && !a.dry_run {
+    // Recorded first, so that a daemon's drift repair triggered by this change already
+    // knows it is wanted (otherwise it could restore what is being removed).
+    if !a.dry_run {
         record(cli, &ctx, &req, None);
     }
+    let r = ops::change_entries(&ctx, &a.list, op, a.force, a.dry_run)?;
     emit(cli.global.json, &r, render::entries)?;
     Ok(if r.ok { exit::OK } else { exit::FAILED })
 }

@@ -218,18 +218,13 @@ impl Engine {
         platforms: Vec<String>,
         options: UninstallOptions,
     ) -> Result<(Vec<ItemReport>, Change), Error> {
-        let _guard = self.op.lock().await;
-        let before = self.load_record()?;
-        let mut record = before.clone();
-        let list = platforms.clone();
-        let reports = self
-            .blocking("uninstall", move |b| b.uninstall(&list, &options))
-            .await??;
-        for p in self.keys(&platforms, &before)? {
-            record.uninstall(&p);
-        }
-        self.save_record(&before, &record)?;
-        Ok((reports, self.refresh().await?))
+        self.change(
+            platforms,
+            "uninstall",
+            move |b, list| b.uninstall(list, &options),
+            |record, key| record.uninstall(key),
+        )
+        .await
     }
 
     /// Enables or disables owned entries and records it, so drift repair keeps it that way.
@@ -238,17 +233,32 @@ impl Engine {
         platforms: Vec<String>,
         enabled: bool,
     ) -> Result<(Vec<ItemReport>, Change), Error> {
+        self.change(
+            platforms,
+            "enable/disable",
+            move |b, list| b.set_enabled(list, enabled),
+            move |record, key| record.set_enabled(key, enabled),
+        )
+        .await
+    }
+
+    /// Records a change of existing entries in the desired state, then makes it: recorded
+    /// first, so the drift repair that the change itself triggers already sees it.
+    async fn change(
+        &self,
+        platforms: Vec<String>,
+        what: &'static str,
+        act: impl FnOnce(&dyn Backend, &[String]) -> Result<Vec<ItemReport>, Error> + Send + 'static,
+        mark: impl Fn(&mut Recorded, &str),
+    ) -> Result<(Vec<ItemReport>, Change), Error> {
         let _guard = self.op.lock().await;
         let before = self.load_record()?;
         let mut record = before.clone();
-        let list = platforms.clone();
-        let reports = self
-            .blocking("enable/disable", move |b| b.set_enabled(&list, enabled))
-            .await??;
-        for p in self.keys(&platforms, &before)? {
-            record.set_enabled(&p, enabled);
+        for key in self.keys(&platforms, &before)? {
+            mark(&mut record, &key);
         }
         self.save_record(&before, &record)?;
+        let reports = self.blocking(what, move |b| act(b, &platforms)).await??;
         Ok((reports, self.refresh().await?))
     }
 
