@@ -51,10 +51,7 @@ pub struct InstallOptions {
 
 /// Options of `Uninstall`, parsed from its `a{sv}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UninstallOptions {
-    /// Also remove binfmt.d files binfmtd wrote.
-    pub persist: bool,
-}
+pub struct UninstallOptions {}
 
 fn get_bool(options: &HashMap<String, OwnedVariant>, key: &str) -> Result<bool, Error> {
     match options.get(key) {
@@ -123,10 +120,10 @@ pub fn parse_install_options(
 pub fn parse_uninstall_options(
     options: &HashMap<String, OwnedVariant>,
 ) -> Result<UninstallOptions, Error> {
-    reject_unknown(options, &["persist"])?;
-    Ok(UninstallOptions {
-        persist: get_bool(options, "persist")?,
-    })
+    // No options yet: binfmt.d files binfmtd wrote are always removed with their entries,
+    // or they would bring the entries back at the next boot.
+    reject_unknown(options, &[])?;
+    Ok(UninstallOptions {})
 }
 
 /// Rejects an empty platform list or an empty word in it.
@@ -216,11 +213,7 @@ mod tests {
             parse_uninstall_options(&opts(&[])).unwrap(),
             UninstallOptions::default()
         );
-        assert!(
-            parse_uninstall_options(&opts(&[("persist", Variant::new(true))]))
-                .unwrap()
-                .persist
-        );
+        assert!(parse_uninstall_options(&opts(&[("persist", Variant::new(true))])).is_err());
         assert!(parse_uninstall_options(&opts(&[("force", Variant::new(true))])).is_err());
         assert!(check_platforms(&[]).is_err());
         assert!(check_platforms(&["linux/arm64".into(), " ".into()]).is_err());

@@ -115,6 +115,23 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
         rosetta_healthy: host.rosetta.healthy,
         policy: &req.policy,
     });
+    // An entry file the kernel lists but that could not be parsed still holds its name:
+    // registering under that name would fail with EEXIST, so treat it as someone else's.
+    let plans: Vec<_> = plans
+        .into_iter()
+        .map(|mut p| {
+            let blocked = snap.unreadable.iter().find(|(n, _)| *n == p.handler);
+            if let (Some((name, why)), Action::Register) = (blocked, &p.action) {
+                p.warnings
+                    .push(format!("entry {name} exists but cannot be read ({why})"));
+                p.action = Action::SkipForeign {
+                    provider: name.clone(),
+                    wins: false,
+                };
+            }
+            p
+        })
+        .collect();
     let mut results: Vec<HandlerResult> = plans
         .into_iter()
         .map(|p| {
