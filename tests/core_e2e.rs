@@ -541,3 +541,31 @@ fn uninstall_removes_binfmt_d_files_of_flushed_entries() {
     assert!(text.contains("files=0"), "{text}");
     assert!(text.contains("removed its binfmt.d file"), "{text}");
 }
+
+#[test]
+fn without_user_namespaces_sandbox_says_so_and_host_falls_back() {
+    // A user namespace whose own limit forbids further user namespaces: the same as a host
+    // with unprivileged user namespaces disabled, from binfmtd's point of view.
+    let bin = common::binfmtd_bin();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && {b} sandbox --empty -- true; echo rc=$?; {b} host --json",
+        b = bin.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("rc=3"), "{text}");
+    assert!(
+        err.contains("cannot create a user namespace") && err.contains("max_user_namespaces"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
+    assert_eq!(v["native_method"], "family-guess", "{v}");
+    assert!(v["probe_error"]
+        .as_str()
+        .unwrap()
+        .contains("private binfmt_misc instance"));
+}

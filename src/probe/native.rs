@@ -1,6 +1,6 @@
 //! Decides which ISAs the CPU runs natively by executing probes with no binfmt_misc handlers.
 
-use super::run::{probe_many, RunMode};
+use super::run::{probe_many, ProbeOutcome, RunMode};
 use std::time::Duration;
 
 /// Why native probing could not be done.
@@ -24,8 +24,13 @@ pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, Nativ
         empty_instance: true,
         timeout: Duration::from_secs(5),
     };
-    Ok(probe_many(arches, tmp.path(), mode)
-        .into_iter()
-        .map(|(a, o)| (a, o.passed()))
-        .collect())
+    let outcomes = probe_many(arches, tmp.path(), mode);
+    // ENOEXEC is the answer "the CPU cannot run this"; any other exec failure means the
+    // private instance itself could not be set up, and then no answer is an answer.
+    if let Some((_, o)) = outcomes.iter().find(
+        |(_, o)| matches!(o, ProbeOutcome::ExecFailed { errno, .. } if *errno != libc::ENOEXEC),
+    ) {
+        return Err(NativeProbeError::NoPrivateInstance(o.describe()));
+    }
+    Ok(outcomes.into_iter().map(|(a, o)| (a, o.passed())).collect())
 }
