@@ -563,7 +563,14 @@ fn without_user_namespaces_sandbox_says_so_and_host_falls_back() {
         "{err}"
     );
     let v: Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
-    assert_eq!(v["native_method"], "family-guess", "{v}");
+    assert_eq!(v["native_method"], "probe-and-guess", "{v}");
+    let native: Vec<&str> = v["native"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(!native.contains(&"aarch64"), "{native:?}");
     assert!(v["probe_error"]
         .as_str()
         .unwrap()

@@ -26,6 +26,8 @@ pub fn host(r: &HostReport) -> String {
         match r.native_method {
             crate::host::detect::NativeMethod::Probe =>
                 "each probed in an empty private binfmt_misc instance",
+            crate::host::detect::NativeMethod::ProbeAndGuess =>
+                "probed where no entry takes the ISA, else guessed from QEMU's family table",
             crate::host::detect::NativeMethod::FamilyGuess => "guessed from QEMU's family table",
         }
     );

@@ -20,6 +20,9 @@ pub struct IsaNames {
 pub enum NativeMethod {
     /// Each ISA's probe was executed in an empty private binfmt_misc instance.
     Probe,
+    /// No private instance: ISAs that no entry takes were probed directly (exact); the rest
+    /// were guessed from QEMU's family table.
+    ProbeAndGuess,
     /// Probes could not run; QEMU's family table was used (may be wrong, e.g. AArch32).
     FamilyGuess,
 }
@@ -193,12 +196,30 @@ pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
                 .collect::<Vec<_>>(),
             NativeMethod::Probe,
         ),
-        None => (
-            qemu.as_deref()
+        None => {
+            let guess = qemu
+                .as_deref()
                 .map(|a| family_guess(catalog, a))
-                .unwrap_or_default(),
-            NativeMethod::FamilyGuess,
-        ),
+                .unwrap_or_default();
+            if facts.host_probes.is_empty() {
+                (guess, NativeMethod::FamilyGuess)
+            } else {
+                // Exact where probed; the family guess only for ISAs that were not.
+                let probed = |a: &String| facts.host_probes.iter().find(|(p, _)| p == a);
+                let mut v: Vec<String> = guess
+                    .into_iter()
+                    .filter(|a| probed(a).is_none_or(|(_, ran)| *ran))
+                    .collect();
+                v.extend(
+                    facts
+                        .host_probes
+                        .iter()
+                        .filter(|(_, ran)| *ran)
+                        .map(|(a, _)| a.clone()),
+                );
+                (v, NativeMethod::ProbeAndGuess)
+            }
+        }
     };
     // The machine's own ISA is native by definition, even if its probe was not run.
     if let Some(a) = &qemu {
@@ -349,6 +370,11 @@ mod tests {
         let r = detect(&f, &c);
         assert_eq!(r.native_method, NativeMethod::FamilyGuess);
         assert_eq!(r.native, ["aarch64", "arm"]);
+        // Direct probes where no entry takes the ISA correct the guess: no AArch32 here.
+        f.host_probes = vec![("arm".into(), false), ("aarch64".into(), true)];
+        let r = detect(&f, &c);
+        assert_eq!(r.native_method, NativeMethod::ProbeAndGuess);
+        assert_eq!(r.native, ["aarch64"]);
         let x86 = HostFacts {
             machine: "x86_64".into(),
             kernel_release: "6.1.0".into(),

@@ -43,6 +43,10 @@ pub struct HostFacts {
     pub cpu_flags: Vec<String>,
     /// Exit of each ISA's probe in an empty private binfmt_misc instance: (qemu arch, ran).
     pub native_probes: Option<Vec<(String, bool)>>,
+    /// Without private instances: probes run directly for the ISAs that no binfmt_misc entry
+    /// of the current instance would take (so only the CPU could run them): (arch, ran).
+    #[serde(default)]
+    pub host_probes: Vec<(String, bool)>,
     /// Why probes could not be run, when they could not.
     pub probe_error: Option<String>,
     pub rosetta: Vec<RosettaFact>,
@@ -165,6 +169,11 @@ pub fn gather(
             Err(e) => (None, Some(e.to_string())),
         },
     };
+    let host_probes = if native_probes.is_none() {
+        crate::probe::native::run_unhandled_probes(probe_arches, binfmt_misc)
+    } else {
+        Vec::new()
+    };
     HostFacts {
         machine: field(|u| u.machine()),
         kernel_release: field(|u| u.release()),
@@ -176,6 +185,7 @@ pub fn gather(
         nested_userns,
         cpu_flags: cpu_flags(),
         native_probes,
+        host_probes,
         probe_error,
         rosetta: rosetta_facts(),
     }

@@ -34,3 +34,40 @@ pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, Nativ
     }
     Ok(outcomes.into_iter().map(|(a, o)| (a, o.passed())).collect())
 }
+
+/// Runs, directly in the current instance, the probes of the ISAs that no enabled entry
+/// would take: whatever runs then runs on the CPU itself. Arches some entry would take are
+/// left out (their answer would be the emulator's). Used when private instances are not
+/// available (e.g. under the daemon's RestrictNamespaces=).
+pub fn run_unhandled_probes(
+    arches: &[String],
+    binfmt_misc: &std::path::Path,
+) -> Vec<(String, bool)> {
+    use crate::kernel::Binfmt;
+    let snap = crate::kernel::ProcBinfmt::new(binfmt_misc).snapshot().ok();
+    let unhandled: Vec<String> = arches
+        .iter()
+        .filter(|a| {
+            let Some(bytes) = super::exit_program(a, super::run::PROBE_EXIT_CODE) else {
+                return false;
+            };
+            snap.as_ref().is_none_or(|s| {
+                crate::kernel::codec::winner(&s.entries, s.enabled, &bytes, Some("probe")).is_none()
+            })
+        })
+        .cloned()
+        .collect();
+    let Ok(tmp) = tempfile::Builder::new().prefix("binfmtd-native-").tempdir() else {
+        return Vec::new();
+    };
+    let mode = RunMode {
+        chroot: false,
+        empty_instance: false,
+        timeout: Duration::from_secs(5),
+    };
+    probe_many(&unhandled, tmp.path(), mode)
+        .into_iter()
+        .filter(|(_, o)| !matches!(o, ProbeOutcome::ExecFailed { errno, .. } if *errno != libc::ENOEXEC))
+        .map(|(a, o)| (a, o.passed()))
+        .collect()
+}
