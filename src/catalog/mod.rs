@@ -227,7 +227,8 @@ impl Catalog {
         Ok(c)
     }
 
-    /// The embedded catalog with `*.toml` drop-ins from `dir` applied (same name overrides).
+    /// The embedded catalog with `*.toml` drop-ins from `dir` applied: a drop-in replaces the
+    /// embedded file with the same file name, and any handler with the same name.
     pub fn load(dropin_dir: Option<&Path>) -> Result<Self, CatalogError> {
         let mut c = Self::embedded()?;
         let Some(dir) = dropin_dir else { return Ok(c) };
@@ -252,6 +253,15 @@ impl Catalog {
                 source,
             })?;
             let h = Handler::from_toml(&path.display().to_string(), &text)?;
+            // A drop-in replaces the embedded file of the same file name (whatever handler
+            // that file defined), and any handler of the same name.
+            if let Some(stem) = path.file_name().and_then(|n| n.to_str()) {
+                if let Some((_, text)) = EMBEDDED_HANDLERS.iter().find(|(f, _)| *f == stem) {
+                    if let Ok(old) = Handler::from_toml(stem, text) {
+                        c.handlers.remove(&old.name);
+                    }
+                }
+            }
             c.handlers.insert(h.name.clone(), h);
             c.overrides.push(path);
         }
@@ -391,6 +401,12 @@ mod tests {
         std::fs::write(dir.path().join("ignored.txt"), "x").unwrap();
         let c = Catalog::load(Some(dir.path())).unwrap();
         assert_eq!(c.get("qemu-riscv64").unwrap().interpreters, h.interpreters);
+        // Same file name, another handler name: the embedded fex.toml handler is replaced.
+        let mut fex = base.get("fex-x86_64").unwrap().clone();
+        fex.name = "FEX-x86_64".into();
+        std::fs::write(dir.path().join("fex.toml"), toml::to_string(&fex).unwrap()).unwrap();
+        let c = Catalog::load(Some(dir.path())).unwrap();
+        assert!(c.get("fex-x86_64").is_none() && c.get("FEX-x86_64").is_some());
         std::fs::write(dir.path().join("bad.toml"), "name = 1").unwrap();
         let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
         assert!(e.contains("bad.toml"), "{e}");
