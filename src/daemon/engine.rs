@@ -135,6 +135,54 @@ impl Engine {
         Ok(change)
     }
 
+    /// Answers an Install that changes nothing without waiting for the operation lock: every
+    /// platform is recorded with these options and its handler is binfmtd's, enabled and
+    /// winning right now (builders call Install before every build). `all` and `force`
+    /// always take the full path.
+    fn already_installed(
+        &self,
+        platforms: &[String],
+        options: &InstallOptions,
+    ) -> Option<Vec<ItemReport>> {
+        if options.force
+            || platforms.is_empty()
+            || platforms.iter().any(|w| w.eq_ignore_ascii_case("all"))
+        {
+            return None;
+        }
+        let record = self.load_record().ok()?;
+        let mut reports = Vec::new();
+        for word in platforms {
+            let key = self.backend.canonical(word);
+            let spec = record.installed.get(&key)?;
+            let same = spec.flags == options.flags
+                && spec.persist == options.persist
+                && spec.allow_dynamic == options.allow_dynamic;
+            if !same || record.disabled.contains(&key) {
+                return None;
+            }
+            let live = self.with_view(|v| {
+                v.handlers.iter().find(|h| h.name == key).map(|h| {
+                    (
+                        h.owner == "binfmtd" && h.enabled && h.wins,
+                        h.platform.clone(),
+                    )
+                })
+            })?;
+            if !live.0 {
+                return None;
+            }
+            reports.push(ItemReport {
+                platform: live.1,
+                handler: key,
+                outcome: "unchanged".into(),
+                message: "already registered by binfmtd, enabled, and the one the kernel uses"
+                    .into(),
+            });
+        }
+        Some(reports)
+    }
+
     /// The desired-state keys of request words; `all` is every platform wanted now.
     fn keys(&self, words: &[String], record: &Recorded) -> Result<Vec<String>, Error> {
         let config =
@@ -168,6 +216,9 @@ impl Engine {
         platforms: Vec<String>,
         options: InstallOptions,
     ) -> Result<(Vec<ItemReport>, Change), Error> {
+        if let Some(reports) = self.already_installed(&platforms, &options) {
+            return Ok((reports, Change::default()));
+        }
         let _guard = self.op.lock().await;
         let before = self.load_record()?;
         let mut record = before.clone();
