@@ -51,11 +51,11 @@ fn via_daemon(
     Ok(Some(if r.ok { exit::OK } else { exit::FAILED }))
 }
 
-/// After a direct change, keeps the daemon's desired state in step (warning on failure).
+/// Keeps the daemon's desired state in step with a direct change (warning on failure).
 fn record(cli: &Cli, ctx: &Context, req: &Request, policy: Option<&crate::plan::InstallPolicy>) {
     if let Err(e) = remote::record_direct(&cli.global.paths(), &ctx.catalog, req, policy) {
         tracing::warn!(
-            "the change was made, but the daemon's desired state in {} was not updated: {e}",
+            "cannot update the daemon's desired state in {}: {e}; a running binfmtd daemon may undo or redo this change",
             cli.global.state_dir.display()
         );
     }
