@@ -24,6 +24,15 @@ pub struct View<'a> {
     pub root_name: &'a str,
 }
 
+impl View<'_> {
+    /// True when the host CPU runs the binary's ISA without emulation.
+    pub fn runs_natively(&self, f: &super::elf::ElfFacts) -> bool {
+        f.qemu_arch
+            .as_ref()
+            .is_some_and(|a| self.host.native.contains(a))
+    }
+}
+
 /// The platform word to give `binfmtd install`.
 fn install_word(f: &ElfFacts) -> String {
     f.platform
@@ -254,10 +263,7 @@ fn handler_checks(
         .qemu_arch
         .clone()
         .unwrap_or_else(|| f.machine_name.clone());
-    let native = f
-        .qemu_arch
-        .as_ref()
-        .is_some_and(|a| v.host.native.contains(a));
+    let native = v.runs_natively(f);
     let word = install_word(f);
     let snap = v.snapshot;
     if native {

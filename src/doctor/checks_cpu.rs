@@ -50,10 +50,7 @@ pub fn cpu_checks(
     out: &mut Vec<Finding>,
 ) {
     let f = &l.facts;
-    let native = f
-        .qemu_arch
-        .as_ref()
-        .is_some_and(|a| v.host.native.contains(a));
+    let native = v.runs_natively(f);
     let info = winner.and_then(|w| v.interps.get(&w.name));
     // ISA level: the binary's own note and its loader's (a v3 glibc makes the whole root v3).
     let loader_level = match &s.loader {
