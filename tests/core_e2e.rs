@@ -31,6 +31,24 @@ impl Env {
             .env("T", self.dir.path());
         c
     }
+    /// Writes a drop-in in this environment's config dir: the embedded handler `name` with
+    /// its interpreter candidates replaced by `interpreter`.
+    fn dropin_interpreter(&self, name: &str, interpreter: &str) {
+        let embedded =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("interpreters/{name}.toml"));
+        let text: Vec<String> = std::fs::read_to_string(embedded)
+            .unwrap()
+            .lines()
+            .map(|l| match l.starts_with("interpreters") {
+                true => format!("interpreters = [{interpreter:?}]"),
+                false => l.to_string(),
+            })
+            .collect();
+        let dir = self.path("config/interpreters.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.toml")), text.join("\n")).unwrap();
+    }
+
     /// Runs a shell script inside `binfmtd sandbox --empty`: a fresh, private, empty instance.
     fn sandbox_sh(&self, script: &str) -> Output {
         let out = self
@@ -367,48 +385,11 @@ fn nix_is_root() -> bool {
 #[test]
 fn missing_interpreter_kernel_refusal_and_corrupt_state() {
     let env = Env::new();
-    std::fs::create_dir_all(env.path("config/interpreters.d")).unwrap();
     // A drop-in pointing qemu-riscv64 at an interpreter that does not exist.
-    let catalog = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("interpreters/qemu-riscv64.toml"),
-    )
-    .unwrap();
-    let missing = catalog
-        .lines()
-        .map(|l| {
-            if l.starts_with("interpreters") {
-                "interpreters = [\"/nonexistent/qemu-riscv64\"]".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(
-        env.path("config/interpreters.d/qemu-riscv64.toml"),
-        &missing,
-    )
-    .unwrap();
+    env.dropin_interpreter("qemu-riscv64", "/nonexistent/qemu-riscv64");
     // qemu-s390x on a noexec mount: the kernel refuses to open it for the F flag.
-    let s390 = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("interpreters/qemu-s390x.toml"),
-    )
-    .unwrap();
-    let noexec = s390
-        .lines()
-        .map(|l| {
-            if l.starts_with("interpreters") {
-                format!(
-                    "interpreters = [\"{}/noexec/qemu-s390x-static\"]",
-                    env.dir.path().display()
-                )
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(env.path("config/interpreters.d/qemu-s390x.toml"), &noexec).unwrap();
+    let noexec = format!("{}/noexec/qemu-s390x-static", env.dir.path().display());
+    env.dropin_interpreter("qemu-s390x", &noexec);
     std::fs::create_dir_all(env.path("state")).unwrap();
     std::fs::write(env.path("state/state.json"), "{ corrupt").unwrap();
     let script = r#"

@@ -299,6 +299,13 @@ impl Catalog {
         Ok(Selection::Handlers(out))
     }
 
+    /// The key binfmtd records a platform word under: the handler it names, or the word
+    /// itself when the catalog does not know it.
+    pub fn canonical(&self, word: &str) -> String {
+        self.resolve(&word.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| word.to_string())
+    }
+
     /// One word to one handler name.
     pub fn resolve(&self, word: &str) -> Option<String> {
         if let Some(h) = self.handlers.get(word) {

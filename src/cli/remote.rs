@@ -223,11 +223,7 @@ pub fn record_direct(
     use crate::daemon::desired::{canonical_keys, effective, Config, Recorded};
     let mut rec = Recorded::load(&paths.state_dir).map_err(|e| e.to_string())?;
     let config = Config::load(&paths.config_dir).unwrap_or_default();
-    let canon = |w: &str| {
-        catalog
-            .resolve(&w.trim().to_ascii_lowercase())
-            .unwrap_or_else(|| w.to_string())
-    };
+    let canon = |w: &str| catalog.canonical(w);
     let current: Vec<String> = effective(&config, &rec, &canon)
         .into_iter()
         .map(|w| w.platform)

@@ -157,10 +157,7 @@ impl OpsBackend {
 
 impl Backend for OpsBackend {
     fn canonical(&self, word: &str) -> String {
-        self.ctx
-            .catalog
-            .resolve(&word.trim().to_ascii_lowercase())
-            .unwrap_or_else(|| word.to_string())
+        self.ctx.catalog.canonical(word)
     }
 
     fn observe(&self) -> Result<Observed, Error> {
