@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod doctor;
+pub mod engine;
 pub mod host;
 pub mod kernel;
 pub mod logging;

@@ -46,6 +46,7 @@ fn ops_code(e: &OpsError) -> i32 {
         OpsError::Select(_) | OpsError::Catalog(_) => USAGE,
         OpsError::Kernel(k) => kernel_code(k),
         OpsError::State(e) => state_code(e),
+        OpsError::Desired(_) => USAGE,
     }
 }
 
@@ -77,6 +78,7 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::daemon::DaemonError>() {
             return match e {
                 crate::daemon::DaemonError::Caps(_) => PERMISSION,
+                crate::daemon::DaemonError::Config(_) => USAGE,
                 _ => DAEMON,
             };
         }

@@ -2,33 +2,22 @@
 //! that admins with polkit rights need no sudo and the daemon keeps what was installed.
 
 use super::{Global, PolicyArgs};
+use crate::catalog::Selection;
 use crate::dbus::types::ItemReport;
+use crate::engine::entries::op_name;
+use crate::engine::{EntriesRequest, InstallRequest};
+use crate::plan::EntryOp;
 use serde::Serialize;
 use std::collections::HashMap;
 use zbus::Variant as Value;
 
 pub use crate::ops::status::Route;
 
-/// A mutating request in D-Bus terms.
+/// A change parsed once from the command line: what goes to the daemon or to the engine.
 #[derive(Debug, Clone)]
 pub enum Request {
-    Install {
-        platforms: Vec<String>,
-        flags: Option<String>,
-        force: bool,
-        persist: bool,
-        allow_dynamic: bool,
-        verify: bool,
-    },
-    Uninstall {
-        platforms: Vec<String>,
-    },
-    Enable {
-        platforms: Vec<String>,
-    },
-    Disable {
-        platforms: Vec<String>,
-    },
+    Install(InstallRequest),
+    Entries(EntriesRequest),
 }
 
 /// What the daemon answered.
@@ -61,12 +50,9 @@ pub enum RemoteError {
     },
 }
 
-/// Splits a CLI list into the D-Bus platform array.
-pub fn words(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(|w| w.trim().to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
+/// The D-Bus platform array of a selection: `all`, or the canonical handler names.
+pub fn words(selection: &Selection) -> Vec<String> {
+    crate::engine::request::keys(selection)
 }
 
 /// Decides (purely) whether a command may go to the daemon at all.
@@ -100,10 +86,8 @@ pub fn eligible(
 
 pub fn name(r: &Request) -> &'static str {
     match r {
-        Request::Install { .. } => "install",
-        Request::Uninstall { .. } => "uninstall",
-        Request::Enable { .. } => "enable",
-        Request::Disable { .. } => "disable",
+        Request::Install(_) => "install",
+        Request::Entries(e) => op_name(e.op),
     }
 }
 
@@ -116,39 +100,38 @@ pub fn send(req: &Request) -> Result<Option<RemoteReport>, RemoteError> {
     let operation = name(req);
     let result = rt.block_on(async {
         match req {
-            Request::Install {
-                platforms,
-                flags,
-                force,
-                persist,
-                allow_dynamic,
-                verify,
-            } => {
+            Request::Install(r) => {
+                let platforms = words(&r.selection);
                 let p: Vec<&str> = platforms.iter().map(String::as_str).collect();
+                let flags = r.options.policy.flags.map(|f| f.to_string());
                 let mut o: HashMap<&str, Value<'_>> = HashMap::new();
-                if let Some(f) = flags {
+                if let Some(f) = &flags {
                     o.insert("flags", Value::from(f.as_str()));
                 }
-                o.insert("force", Value::from(*force));
-                o.insert("persist", Value::from(*persist));
-                o.insert("allow_dynamic", Value::from(*allow_dynamic));
-                o.insert("verify", Value::from(*verify));
+                o.insert("force", Value::from(r.options.policy.force));
+                o.insert("persist", Value::from(r.options.persist));
+                o.insert("allow_dynamic", Value::from(r.options.policy.allow_dynamic));
+                o.insert("verify", Value::from(r.options.verify));
                 proxy.install(&p, o, interactive).await
             }
-            Request::Uninstall { platforms } => {
+            Request::Entries(e) => {
+                let platforms = words(&e.selection);
                 let p: Vec<&str> = platforms.iter().map(String::as_str).collect();
-                proxy.uninstall(&p, HashMap::new(), interactive).await
-            }
-            Request::Enable { platforms } => {
-                let p: Vec<&str> = platforms.iter().map(String::as_str).collect();
-                proxy.enable(&p, interactive).await
-            }
-            Request::Disable { platforms } => {
-                let p: Vec<&str> = platforms.iter().map(String::as_str).collect();
-                proxy.disable(&p, interactive).await
+                match e.op {
+                    EntryOp::Remove => proxy.uninstall(&p, HashMap::new(), interactive).await,
+                    EntryOp::Enable => proxy.enable(&p, interactive).await,
+                    EntryOp::Disable => proxy.disable(&p, interactive).await,
+                }
             }
         }
     });
+    answer(operation, result)
+}
+
+fn answer(
+    operation: &'static str,
+    result: zbus::Result<Vec<ItemReport>>,
+) -> Result<Option<RemoteReport>, RemoteError> {
     match result {
         Ok(items) => {
             let ok = items.iter().all(|i| i.outcome != "failed");
@@ -210,64 +193,6 @@ pub fn no_daemon_env() -> bool {
     std::env::var("BINFMTD_NO_DAEMON").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Records a direct change in the daemon's desired state, so a running (or later started)
-/// daemon keeps what was installed and does not restore what was removed. Keys are canonical
-/// handler names, as the daemon records them; flags chosen with `--[no-]credentials` or
-/// `--[no-]preserve-argv0` are recorded as the effective flags of each handler.
-pub fn record_direct(
-    paths: &crate::config::Paths,
-    catalog: &crate::catalog::Catalog,
-    req: &Request,
-    policy: Option<&crate::plan::InstallPolicy>,
-) -> Result<(), String> {
-    use crate::daemon::desired::{canonical_keys, effective, Config, Recorded};
-    let mut rec = Recorded::load(&paths.state_dir).map_err(|e| e.to_string())?;
-    let config = Config::load(&paths.config_dir).unwrap_or_default();
-    let canon = |w: &str| catalog.canonical(w);
-    let current: Vec<String> = effective(&config, &rec, &canon)
-        .into_iter()
-        .map(|w| w.platform)
-        .collect();
-    match req {
-        Request::Install {
-            platforms,
-            flags,
-            persist,
-            allow_dynamic,
-            ..
-        } => {
-            for w in platforms {
-                let key = if w.eq_ignore_ascii_case("all") {
-                    "all".to_string()
-                } else {
-                    canon(w)
-                };
-                let derived = policy
-                    .filter(|p| p.credentials.is_some() || p.preserve_argv0.is_some())
-                    .and_then(|p| catalog.get(&key).map(|h| p.flags_for(h).to_string()));
-                let o = crate::dbus::types::InstallOptions {
-                    flags: flags.clone().or(derived),
-                    force: false,
-                    persist: *persist,
-                    allow_dynamic: *allow_dynamic,
-                    verify: true,
-                };
-                rec.install(&key, &o);
-            }
-        }
-        Request::Uninstall { platforms } => canonical_keys(platforms, &canon, &current)
-            .iter()
-            .for_each(|k| rec.uninstall(k)),
-        Request::Enable { platforms } => canonical_keys(platforms, &canon, &current)
-            .iter()
-            .for_each(|k| rec.set_enabled(k, true)),
-        Request::Disable { platforms } => canonical_keys(platforms, &canon, &current)
-            .iter()
-            .for_each(|k| rec.set_enabled(k, false)),
-    }
-    rec.save(&paths.state_dir).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,9 +242,10 @@ mod tests {
             Some(&policy(|p| p.credentials = true))
         )
         .is_err());
+        assert_eq!(words(&Selection::All), vec!["all"]);
         assert_eq!(
-            words(" linux/arm64, riscv64 ,,"),
-            vec!["linux/arm64", "riscv64"]
+            words(&Selection::Handlers(vec!["qemu-aarch64".into()])),
+            vec!["qemu-aarch64"]
         );
     }
 }

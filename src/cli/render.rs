@@ -1,8 +1,8 @@
 //! Human-readable rendering of reports (JSON rendering is serde's).
 
+use crate::engine::{EntriesReport, HandlerResult, InstallReport};
 use crate::host::HostReport;
-use crate::ops::apply::HandlerResult;
-use crate::ops::{EntriesReport, InstallReport, PlatformsReport, StatusReport};
+use crate::ops::{PlatformsReport, StatusReport};
 use crate::plan::Action;
 use std::fmt::Write;
 
@@ -152,7 +152,7 @@ pub fn install(r: &InstallReport) -> String {
         {
             continue;
         }
-        let mark = match h.result {
+        let mark = match h.result.as_str() {
             "ok" => "ok  ",
             "failed" => "FAIL",
             _ => "skip",
@@ -200,8 +200,16 @@ pub fn install(r: &InstallReport) -> String {
     for w in &r.warnings {
         let _ = writeln!(o, "warning: {w}");
     }
-    let ok = r.handlers.iter().filter(|h| h.result == "ok").count();
-    let failed = r.handlers.iter().filter(|h| h.result == "failed").count();
+    let ok = r
+        .handlers
+        .iter()
+        .filter(|h| h.result.as_str() == "ok")
+        .count();
+    let failed = r
+        .handlers
+        .iter()
+        .filter(|h| h.result.as_str() == "failed")
+        .count();
     let _ = writeln!(
         o,
         "{ok} handlers ready, {failed} failed, {skipped_unavailable} unavailable{}",
@@ -215,7 +223,7 @@ pub fn install(r: &InstallReport) -> String {
 pub fn entries(r: &EntriesReport) -> String {
     let mut o = String::new();
     for e in &r.entries {
-        let mark = match e.result {
+        let mark = match e.result.as_str() {
             "ok" => "ok  ",
             "failed" => "FAIL",
             _ => "skip",

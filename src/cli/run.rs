@@ -1,8 +1,9 @@
 //! Dispatches parsed commands to the library and prints their reports.
 
 use super::remote::{self, Request};
-use super::{exit, render, Cli, Command, EntryArgs};
-use crate::ops::{self, Context, InstallRequest};
+use super::{exit, render, Cli, Command, EntryArgs, InstallArgs};
+use crate::engine::{self, EntriesRequest, InstallOptions, InstallRequest, Origin};
+use crate::ops::{self, Context};
 use crate::plan::EntryOp;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -51,45 +52,51 @@ fn via_daemon(
     Ok(Some(if r.ok { exit::OK } else { exit::FAILED }))
 }
 
-/// Keeps the daemon's desired state in step with a direct change (warning on failure).
-fn record(cli: &Cli, ctx: &Context, req: &Request, policy: Option<&crate::plan::InstallPolicy>) {
-    if let Err(e) = remote::record_direct(&cli.global.paths(), &ctx.catalog, req, policy) {
-        tracing::warn!(
-            "cannot update the daemon's desired state in {}: {e}; a running binfmtd daemon may undo or redo this change",
-            cli.global.state_dir.display()
-        );
-    }
-}
-
 fn entries(cli: &Cli, a: &EntryArgs, op: EntryOp) -> Result<i32> {
     let ctx = context(cli)?;
-    ctx.catalog.select(&a.list).map_err(ops::OpsError::from)?;
-    let platforms = remote::words(&a.list);
-    let req = match op {
-        EntryOp::Remove => Request::Uninstall { platforms },
-        EntryOp::Enable => Request::Enable { platforms },
-        EntryOp::Disable => Request::Disable { platforms },
+    let req = EntriesRequest {
+        selection: ctx.catalog.select(&a.list).map_err(ops::OpsError::from)?,
+        op,
+        force: a.force,
+        dry_run: a.dry_run,
     };
+    let wire = Request::Entries(req.clone());
     if a.force && cli.global.require_daemon {
         let reason = "--force on existing entries is not part of the D-Bus API".to_string();
         return Err(remote::RemoteError::Unreachable {
-            operation: remote::name(&req),
+            operation: remote::name(&wire),
             reason,
         }
         .into());
     }
     if !a.force {
-        if let Some(code) = via_daemon(cli, &req, a.dry_run, None)? {
+        if let Some(code) = via_daemon(cli, &wire, a.dry_run, None)? {
             return Ok(code);
         }
     }
-    // Recorded first, so that a daemon's drift repair triggered by this change already
-    // knows it is wanted (otherwise it could restore what is being removed).
-    if !a.dry_run {
-        record(cli, &ctx, &req, None);
-    }
-    let r = ops::change_entries(&ctx, &a.list, op, a.force, a.dry_run)?;
+    let r = engine::change_entries(&ctx, &req)?;
     emit(cli.global.json, &r, render::entries)?;
+    Ok(if r.ok { exit::OK } else { exit::FAILED })
+}
+
+fn install(cli: &Cli, a: &InstallArgs) -> Result<i32> {
+    let ctx = context(cli)?;
+    let req = InstallRequest {
+        selection: ctx.catalog.select(&a.list).map_err(ops::OpsError::from)?,
+        options: InstallOptions {
+            policy: a.policy.policy()?,
+            persist: a.persist,
+            verify: !a.no_verify,
+        },
+        dry_run: a.dry_run,
+        origin: Origin::Request,
+    };
+    let wire = Request::Install(req.clone());
+    if let Some(code) = via_daemon(cli, &wire, a.dry_run, Some(&a.policy))? {
+        return Ok(code);
+    }
+    let r = engine::install(&ctx, &req)?;
+    emit(cli.global.json, &r, render::install)?;
     Ok(if r.ok { exit::OK } else { exit::FAILED })
 }
 
@@ -119,65 +126,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             emit(json, &ops::platforms(&ctx)?, render::platforms)?;
             Ok(exit::OK)
         }
-        Command::Install(a) => {
-            let ctx = context(&cli)?;
-            ctx.catalog.select(&a.list).map_err(ops::OpsError::from)?;
-            let policy = a.policy.policy()?;
-            let remote_req = Request::Install {
-                platforms: remote::words(&a.list),
-                flags: a.policy.flags.clone(),
-                force: a.policy.force,
-                persist: a.persist,
-                allow_dynamic: a.policy.allow_dynamic,
-                verify: !a.no_verify,
-            };
-            if let Some(code) = via_daemon(&cli, &remote_req, a.dry_run, Some(&a.policy))? {
-                return Ok(code);
-            }
-            let req = InstallRequest {
-                list: a.list.clone(),
-                policy,
-                dry_run: a.dry_run,
-                persist: a.persist,
-                verify: !a.no_verify,
-            };
-            let r = ops::install(&ctx, &req)?;
-            if r.ok && !a.dry_run {
-                record(&cli, &ctx, &remote_req, Some(&req.policy));
-            } else if !a.dry_run {
-                // Keep what did get installed; the failed handlers are not wanted yet.
-                let done: Vec<String> = r
-                    .handlers
-                    .iter()
-                    .filter(|h| h.result == "ok")
-                    .map(|h| h.plan.handler.clone())
-                    .collect();
-                if let (
-                    false,
-                    Request::Install {
-                        flags,
-                        force,
-                        persist,
-                        allow_dynamic,
-                        verify,
-                        ..
-                    },
-                ) = (done.is_empty(), &remote_req)
-                {
-                    let partial = Request::Install {
-                        platforms: done,
-                        flags: flags.clone(),
-                        force: *force,
-                        persist: *persist,
-                        allow_dynamic: *allow_dynamic,
-                        verify: *verify,
-                    };
-                    record(&cli, &ctx, &partial, Some(&req.policy));
-                }
-            }
-            emit(json, &r, render::install)?;
-            Ok(if r.ok { exit::OK } else { exit::FAILED })
-        }
+        Command::Install(a) => install(&cli, a),
         Command::Doctor(a) => {
             let ctx = context(&cli)?;
             let host = ctx.host_with(&mut ctx.cache(), true);
@@ -214,10 +163,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 empty: a.empty,
                 root: a.root.clone(),
                 command: a.command.clone(),
-                install: InstallRequest {
-                    list: String::new(),
+                options: InstallOptions {
                     policy: a.policy.policy()?,
-                    dry_run: false,
                     persist: false,
                     verify: !a.no_verify,
                 },

@@ -3,10 +3,8 @@
 
 pub mod backend;
 pub mod caps;
-pub mod desired;
-pub mod engine;
-
 pub mod ops_backend;
+pub mod service;
 pub mod watch;
 
 use crate::config::Paths;
@@ -14,7 +12,7 @@ use crate::dbus::auth::{Authorizer, BusAuthorizer};
 use crate::dbus::interface::Manager;
 use crate::dbus::{BUS_NAME, OBJECT_PATH};
 use backend::Backend;
-use engine::{Engine, Places};
+use service::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +27,8 @@ pub struct DaemonOptions {
     pub paths: Paths,
     /// `--check-interval SECONDS`: a safety re-check on top of the events; None = events only.
     pub safety_interval: Option<Duration>,
-    /// `--skip-capability-check`: do not require/drop capabilities (only for tests in a user
-    /// namespace where the kernel, not capabilities, decides). Never set in the unit.
+    /// Do not require or drop capabilities: only for in-process tests in a user namespace,
+    /// where the kernel, not capabilities, decides. No command-line option sets it.
     pub skip_caps: bool,
     /// `--no-bus`: keep the desired state and repair drift without serving D-Bus (containers
     /// and Kubernetes nodes without a system bus).
@@ -58,6 +56,8 @@ pub enum DaemonError {
     },
     #[error("cannot set up the daemon: {0}")]
     Setup(String),
+    #[error("{0}; the daemon did not start: fix the file and start it again")]
+    Config(#[from] crate::persist::desired::DesiredError),
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),
 }
@@ -84,6 +84,8 @@ pub fn run_blocking(opts: DaemonOptions) -> Result<(), DaemonError> {
 
 /// Runs the daemon with the real core operations until SIGTERM/SIGINT.
 pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    // A config the daemon cannot read (an unknown key, a typo) stops it before it acts.
+    crate::persist::desired::Config::load(&opts.paths.config_dir)?;
     let backend = ops_backend::OpsBackend::new(opts.paths.clone())
         .map_err(|e| DaemonError::Setup(e.to_string()))?;
     run_with(opts, Arc::new(backend)).await
@@ -116,13 +118,7 @@ pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<
                 })?,
         )
     };
-    let engine = Arc::new(Engine::new(
-        backend,
-        Places {
-            config_dir: opts.paths.config_dir.clone(),
-            state_dir: opts.paths.state_dir.clone(),
-        },
-    ));
+    let engine = Arc::new(Service::new(backend));
     // Watch before the first reconcile so nothing between the two goes unnoticed.
     let mut watcher = watch::Watcher::new(&opts.paths.binfmt_misc, opts.safety_interval);
     if let Err(e) = engine.reconcile("start").await {
@@ -184,7 +180,7 @@ pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<
 /// Serves the Manager object and takes the well-known name.
 async fn serve(
     connection: &zbus::Connection,
-    engine: &Arc<Engine>,
+    engine: &Arc<Service>,
     bus: &str,
 ) -> Result<zbus::object_server::InterfaceRef<Manager>, DaemonError> {
     let auth: Arc<dyn Authorizer> = Arc::new(BusAuthorizer::new(connection.clone()));

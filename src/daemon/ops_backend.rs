@@ -1,11 +1,11 @@
-//! The real [`Backend`]: the core operations (`crate::ops`) on the real system paths.
+//! The real [`Backend`]: the engine and read-only views on the real system paths.
 
-use super::backend::{Backend, Observed};
+use super::backend::{Backend, HandlerView, Observed, ServiceError};
+use crate::catalog::Selection;
 use crate::config::Paths;
-use crate::dbus::errors::Error;
-use crate::dbus::types::{HandlerInfo, InstallOptions, ItemReport, UninstallOptions};
-use crate::ops::{self, Context, OpsError};
-use crate::plan::{Action, EntryOp, EntryPlan, InstallPolicy};
+use crate::engine::{self, EntriesRequest, InstallRequest, Item};
+use crate::ops::{self, Context};
+use crate::persist::desired::Recorded;
 use std::sync::Mutex;
 
 /// Host facts do not change while the daemon runs; they are taken once.
@@ -19,85 +19,7 @@ pub struct OpsBackend {
     ctx: Context,
     host: HostView,
     /// Supported platforms need probes; they are recomputed only when handlers change.
-    supported: Mutex<Option<(Vec<HandlerInfo>, Vec<String>)>>,
-}
-
-/// Maps a whole-operation failure to a typed D-Bus error (pure).
-pub fn ops_error(e: OpsError) -> Error {
-    let text = e.to_string();
-    match e {
-        OpsError::Select(_) => Error::UnknownPlatform(text),
-        OpsError::Kernel(_) => Error::Kernel(text),
-        OpsError::Catalog(_) | OpsError::State(_) => Error::Failed(text),
-    }
-}
-
-/// The one-word outcome of an install plan (pure).
-pub fn install_outcome(result: &str, action: &Action) -> &'static str {
-    if result == "failed" {
-        return "failed";
-    }
-    match action {
-        Action::Register => "installed",
-        Action::Replace { .. } => "replaced",
-        Action::Keep { .. } => "unchanged",
-        Action::Enable => "enabled",
-        Action::SkipForeign { .. } => "conflict",
-        Action::SkipNative | Action::SkipPreferred { .. } | Action::SkipUnavailable { .. } => {
-            "skipped"
-        }
-        Action::Fail { .. } => "failed",
-    }
-}
-
-/// What an install plan did, in words (pure).
-pub fn install_message(action: &Action, error: Option<&str>) -> String {
-    if let Some(e) = error {
-        return e.to_string();
-    }
-    match action {
-        Action::Register => "registered".into(),
-        Action::Replace { remove } => format!("registered after removing {}", remove.join(", ")),
-        Action::Keep { owned: true } => "already registered by binfmtd".into(),
-        Action::Keep { owned: false } => "an identical entry is registered already".into(),
-        Action::Enable => "was disabled; enabled".into(),
-        Action::SkipNative => "the CPU runs this platform natively".into(),
-        Action::SkipForeign { provider, .. } => format!(
-            "{provider} (not binfmtd's) serves this platform; pass force=true to replace it"
-        ),
-        Action::SkipPreferred { by } => format!("{by} serves it instead (preferred)"),
-        Action::SkipUnavailable { reason } | Action::Fail { reason } => reason.clone(),
-    }
-}
-
-/// The one-word outcome of an uninstall/enable/disable decision (pure).
-pub fn entry_outcome(result: &str, plan: &EntryPlan, op: EntryOp) -> &'static str {
-    if result == "failed" {
-        return "failed";
-    }
-    match (plan, op) {
-        (EntryPlan::Remove, _) => "removed",
-        (EntryPlan::Enable, _) => "enabled",
-        (EntryPlan::Disable, _) => "disabled",
-        (EntryPlan::Unchanged, _) => "unchanged",
-        (EntryPlan::Absent, _) => "absent",
-        (EntryPlan::SkipForeign, _) => "conflict",
-    }
-}
-
-fn policy(options: &InstallOptions) -> Result<InstallPolicy, Error> {
-    let flags = match &options.flags {
-        Some(text) => Some(crate::model::Flags::parse(text).map_err(|e| {
-            Error::InvalidArgument(format!("flags {text:?}: {e}; use letters from P, O, C, F"))
-        })?),
-        None => None,
-    };
-    Ok(InstallPolicy {
-        flags,
-        force: options.force,
-        allow_dynamic: options.allow_dynamic,
-        ..InstallPolicy::default()
-    })
+    supported: Mutex<Option<(Vec<HandlerView>, Vec<String>)>>,
 }
 
 impl OpsBackend {
@@ -115,7 +37,7 @@ impl OpsBackend {
         })
     }
 
-    fn supported_for(&self, handlers: &[HandlerInfo]) -> Vec<String> {
+    fn supported_for(&self, handlers: &[HandlerView]) -> Vec<String> {
         let mut cache = self.supported.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((seen, list)) = cache.as_ref() {
             if seen == handlers {
@@ -132,40 +54,20 @@ impl OpsBackend {
         *cache = Some((handlers.to_vec(), list.clone()));
         list
     }
-
-    fn entries(&self, platforms: &[String], op: EntryOp) -> Result<Vec<ItemReport>, Error> {
-        let report = ops::change_entries(&self.ctx, &platforms.join(","), op, false, false)
-            .map_err(ops_error)?;
-        Ok(report
-            .entries
-            .into_iter()
-            .map(|r| ItemReport {
-                platform: String::new(),
-                handler: r
-                    .decision
-                    .handler
-                    .clone()
-                    .unwrap_or_else(|| r.decision.name.clone()),
-                outcome: entry_outcome(r.result, &r.decision.plan, op).into(),
-                message: r
-                    .error
-                    .unwrap_or_else(|| format!("entry {}", r.decision.name)),
-            })
-            .collect())
-    }
 }
 
 impl Backend for OpsBackend {
-    fn canonical(&self, word: &str) -> String {
-        self.ctx.catalog.canonical(word)
+    fn select(&self, words: &[String]) -> Result<Selection, ServiceError> {
+        engine::request::select(&self.ctx.catalog, words)
+            .map_err(|e| ServiceError::UnknownPlatform(e.to_string()))
     }
 
-    fn observe(&self) -> Result<Observed, Error> {
-        let status = ops::status(&self.ctx).map_err(ops_error)?;
-        let handlers: Vec<HandlerInfo> = status
+    fn observe(&self) -> Result<Observed, ServiceError> {
+        let status = ops::status(&self.ctx)?;
+        let handlers: Vec<HandlerView> = status
             .entries
             .iter()
-            .map(|s| HandlerInfo {
+            .map(|s| HandlerView {
                 name: s.entry.name.clone(),
                 platform: s.platform.clone().unwrap_or_default(),
                 interpreter: s.entry.interpreter.display().to_string(),
@@ -195,40 +97,23 @@ impl Backend for OpsBackend {
         })
     }
 
-    fn install(
-        &self,
-        platforms: &[String],
-        options: &InstallOptions,
-    ) -> Result<Vec<ItemReport>, Error> {
-        let request = ops::InstallRequest {
-            list: platforms.join(","),
-            policy: policy(options)?,
-            dry_run: false,
-            persist: options.persist,
-            verify: options.verify,
-        };
-        let report = ops::install(&self.ctx, &request).map_err(ops_error)?;
-        Ok(report
-            .handlers
-            .into_iter()
-            .map(|h| ItemReport {
-                outcome: install_outcome(h.result, &h.plan.action).into(),
-                message: install_message(&h.plan.action, h.error.as_deref()),
-                platform: h.plan.platform,
-                handler: h.plan.handler,
-            })
-            .collect())
+    fn install(&self, req: &InstallRequest) -> Result<Vec<Item>, ServiceError> {
+        Ok(engine::install(&self.ctx, req)?.items())
     }
 
-    fn uninstall(
-        &self,
-        platforms: &[String],
-        _options: &UninstallOptions,
-    ) -> Result<Vec<ItemReport>, Error> {
-        self.entries(platforms, EntryOp::Remove)
+    fn change(&self, req: &EntriesRequest) -> Result<Vec<Item>, ServiceError> {
+        Ok(engine::change_entries(&self.ctx, req)?.items(req.op))
     }
 
-    fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, Error> {
+    fn reconcile(&self) -> Result<Vec<Item>, ServiceError> {
+        engine::reconcile(&self.ctx).map_err(|e| ServiceError::Failed(e.to_string()))
+    }
+
+    fn recorded(&self) -> Option<Recorded> {
+        self.ctx.state.load_desired().ok()
+    }
+
+    fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, ServiceError> {
         let mut cache = self.ctx.cache();
         let host = self.ctx.host_with(&mut cache, true);
         let dctx = crate::doctor::context::DoctorContext::from_system(
@@ -244,19 +129,8 @@ impl Backend for OpsBackend {
             public_only: true,
         };
         let report = crate::doctor::execute_fd(fd, &options, &dctx)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
         serde_json::to_string(&report)
-            .map_err(|e| Error::Failed(format!("cannot encode the doctor report: {e}")))
-    }
-
-    fn set_enabled(&self, platforms: &[String], enabled: bool) -> Result<Vec<ItemReport>, Error> {
-        self.entries(
-            platforms,
-            if enabled {
-                EntryOp::Enable
-            } else {
-                EntryOp::Disable
-            },
-        )
+            .map_err(|e| ServiceError::Failed(format!("cannot encode the doctor report: {e}")))
     }
 }

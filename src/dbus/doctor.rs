@@ -2,7 +2,7 @@
 //! descriptor to the doctor. The daemon never opens a path on a caller's behalf.
 
 use super::errors::Error;
-use crate::daemon::engine::Engine;
+use crate::daemon::service::Service;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use zbus::{OwnedFd, OwnedVariant};
@@ -37,7 +37,7 @@ pub fn check_options(options: &HashMap<String, OwnedVariant>) -> Result<String, 
 pub async fn run(
     fd: OwnedFd,
     options: &HashMap<String, OwnedVariant>,
-    engine: &Engine,
+    engine: &Service,
 ) -> Result<String, Error> {
     let name = check_options(options)?;
     let stat = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| {
@@ -51,7 +51,7 @@ pub async fn run(
             stat.st_mode
         )));
     }
-    engine.doctor(fd.into(), name).await
+    Ok(engine.doctor(fd.into(), name).await?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Typed D-Bus errors of org.binfmtd1.Manager (`org.binfmtd1.Error.*`), each saying what to do.
 
+use crate::daemon::backend::ServiceError;
 use zbus::DBusError;
 
 /// Every error a method of `org.binfmtd1.Manager` can reply with. The D-Bus name is
@@ -26,6 +27,17 @@ pub enum Error {
     NotSupported(String),
     /// Any other failure of the operation; the message names the object and the remedy.
     Failed(String),
+}
+
+impl From<ServiceError> for Error {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::UnknownPlatform(m) => Error::UnknownPlatform(m),
+            ServiceError::InvalidArgument(m) => Error::InvalidArgument(m),
+            ServiceError::Kernel(m) => Error::Kernel(m),
+            ServiceError::Busy(m) | ServiceError::Failed(m) => Error::Failed(m),
+        }
+    }
 }
 
 impl Error {

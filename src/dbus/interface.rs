@@ -1,11 +1,15 @@
-//! The server side of org.binfmtd1.Manager: thin adapters from D-Bus to the daemon's engine.
+//! The server side of org.binfmtd1.Manager: thin adapters that parse the wire arguments once
+//! into engine requests, hand them to the daemon's service and turn outcomes into replies.
 
 use super::auth::{AuthRequest, Authorizer, ACTION_MANAGE};
 use super::errors::Error;
 use super::types::{
     check_platforms, parse_install_options, parse_uninstall_options, HandlerInfo, ItemReport,
 };
-use crate::daemon::engine::{Change, Engine};
+use crate::daemon::backend::ServiceError;
+use crate::daemon::service::{Change, Service};
+use crate::engine::{EntriesRequest, InstallRequest, Item, Origin};
+use crate::plan::EntryOp;
 use std::collections::HashMap;
 use std::sync::Arc;
 use zbus::message::Header;
@@ -14,13 +18,24 @@ use zbus::{interface, OwnedFd, OwnedVariant};
 
 /// The object served at `/org/binfmtd1`.
 pub struct Manager {
-    engine: Arc<Engine>,
+    engine: Arc<Service>,
     auth: Arc<dyn Authorizer>,
 }
 
 impl Manager {
-    pub fn new(engine: Arc<Engine>, auth: Arc<dyn Authorizer>) -> Self {
+    pub fn new(engine: Arc<Service>, auth: Arc<dyn Authorizer>) -> Self {
         Manager { engine, auth }
+    }
+
+    /// Parses an entry change (uninstall/enable/disable) into the engine's request.
+    fn entries_request(&self, platforms: &[String], op: EntryOp) -> Result<EntriesRequest, Error> {
+        check_platforms(platforms)?;
+        Ok(EntriesRequest {
+            selection: self.engine.select(platforms)?,
+            op,
+            force: false,
+            dry_run: false,
+        })
     }
 
     async fn authorize(&self, header: &Header<'_>, interactive: bool) -> Result<(), Error> {
@@ -44,7 +59,9 @@ impl Manager {
         }
         if change.handlers {
             self.handlers_changed(emitter).await?;
-            let handlers = self.engine.with_view(|v| v.handlers.clone());
+            let handlers = self
+                .engine
+                .with_view(|v| v.handlers.iter().map(HandlerInfo::from).collect());
             Manager::handlers_changed_signal(emitter, handlers).await?;
         }
         Ok(())
@@ -52,14 +69,14 @@ impl Manager {
 
     async fn finish(
         &self,
-        result: Result<(Vec<ItemReport>, Change), Error>,
+        result: Result<(Vec<Item>, Change), ServiceError>,
         emitter: &SignalEmitter<'_>,
     ) -> Result<Vec<ItemReport>, Error> {
-        let (reports, change) = result?;
+        let (items, change) = result?;
         if let Err(e) = self.announce(change, emitter).await {
             tracing::warn!("cannot emit change signals: {e}");
         }
-        Ok(reports)
+        Ok(items.into_iter().map(ItemReport::from).collect())
     }
 }
 
@@ -78,13 +95,18 @@ impl Manager {
     ) -> Result<Vec<ItemReport>, Error> {
         self.authorize(&header, interactive).await?;
         check_platforms(&platforms)?;
-        let options = parse_install_options(&options)?;
-        let result = self.engine.install(platforms, options).await;
+        let req = InstallRequest {
+            selection: self.engine.select(&platforms)?,
+            options: parse_install_options(&options)?,
+            dry_run: false,
+            origin: Origin::Request,
+        };
+        let result = self.engine.install(req).await;
         self.finish(result, &emitter).await
     }
 
-    /// Removes the platforms' entries that binfmtd owns and stops keeping them.
-    /// Options: persist (b) also removes the binfmt.d files binfmtd wrote.
+    /// Removes the platforms' entries that binfmtd owns (and the binfmt.d files binfmtd
+    /// wrote for them) and stops keeping them. No options are defined yet.
     #[zbus(out_args("report"))]
     async fn uninstall(
         &self,
@@ -95,9 +117,9 @@ impl Manager {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<Vec<ItemReport>, Error> {
         self.authorize(&header, interactive).await?;
-        check_platforms(&platforms)?;
-        let options = parse_uninstall_options(&options)?;
-        let result = self.engine.uninstall(platforms, options).await;
+        parse_uninstall_options(&options)?;
+        let req = self.entries_request(&platforms, EntryOp::Remove)?;
+        let result = self.engine.change(req).await;
         self.finish(result, &emitter).await
     }
 
@@ -111,8 +133,8 @@ impl Manager {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<Vec<ItemReport>, Error> {
         self.authorize(&header, interactive).await?;
-        check_platforms(&platforms)?;
-        let result = self.engine.set_enabled(platforms, true).await;
+        let req = self.entries_request(&platforms, EntryOp::Enable)?;
+        let result = self.engine.change(req).await;
         self.finish(result, &emitter).await
     }
 
@@ -126,8 +148,8 @@ impl Manager {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<Vec<ItemReport>, Error> {
         self.authorize(&header, interactive).await?;
-        check_platforms(&platforms)?;
-        let result = self.engine.set_enabled(platforms, false).await;
+        let req = self.entries_request(&platforms, EntryOp::Disable)?;
+        let result = self.engine.change(req).await;
         self.finish(result, &emitter).await
     }
 
@@ -186,7 +208,8 @@ impl Manager {
     /// owner, wins).
     #[zbus(property)]
     fn handlers(&self) -> Vec<HandlerInfo> {
-        self.engine.with_view(|v| v.handlers.clone())
+        self.engine
+            .with_view(|v| v.handlers.iter().map(HandlerInfo::from).collect())
     }
 
     /// Whether binfmt_misc is mounted.

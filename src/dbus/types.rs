@@ -1,6 +1,10 @@
 //! Wire types of org.binfmtd1.Manager and the pure parsing of its `a{sv}` options.
 
 use super::errors::Error;
+use crate::daemon::backend::HandlerView;
+use crate::engine::{InstallOptions, Item};
+use crate::model::Flags;
+use crate::plan::InstallPolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use zbus::{OwnedVariant, Type};
@@ -34,28 +38,38 @@ pub struct ItemReport {
     pub message: String,
 }
 
-/// Options of `Install`, parsed from its `a{sv}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstallOptions {
-    /// Flag override (e.g. "FC"); None keeps the policy/handler default.
-    pub flags: Option<String>,
-    /// Replace entries with the same name or magic that binfmtd does not own.
-    pub force: bool,
-    /// Also write binfmt.d files so the registration survives a reboot.
-    pub persist: bool,
-    /// Accept a dynamically linked interpreter (unsafe with F in containers).
-    pub allow_dynamic: bool,
-    /// Run the per-ISA probe after registering.
-    pub verify: bool,
+impl From<&HandlerView> for HandlerInfo {
+    fn from(h: &HandlerView) -> Self {
+        HandlerInfo {
+            name: h.name.clone(),
+            platform: h.platform.clone(),
+            interpreter: h.interpreter.clone(),
+            flags: h.flags.clone(),
+            enabled: h.enabled,
+            owner: h.owner.clone(),
+            wins: h.wins,
+        }
+    }
 }
 
-/// Options of `Uninstall`, parsed from its `a{sv}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UninstallOptions {}
+impl From<Item> for ItemReport {
+    fn from(i: Item) -> Self {
+        ItemReport {
+            platform: i.platform,
+            handler: i.handler,
+            outcome: i.outcome.word().to_string(),
+            message: i.message,
+        }
+    }
+}
 
-fn get_bool(options: &HashMap<String, OwnedVariant>, key: &str) -> Result<bool, Error> {
+fn get_bool(
+    options: &HashMap<String, OwnedVariant>,
+    key: &str,
+    default: bool,
+) -> Result<bool, Error> {
     match options.get(key) {
-        None => Ok(false),
+        None => Ok(default),
         Some(v) => v.downcast_ref::<bool>().map_err(|_| {
             Error::InvalidArgument(format!(
                 "option {key:?} must be a boolean (variant type b), got type {}; pass e.g. {key} b true",
@@ -82,7 +96,8 @@ fn reject_unknown(options: &HashMap<String, OwnedVariant>, known: &[&str]) -> Re
     )))
 }
 
-/// Parses `Install`'s options; unknown keys and wrong types are rejected with a message.
+/// Parses `Install`'s options into the engine's, once; unknown keys and wrong types are
+/// rejected with a message. Absent keys take binfmtd's defaults (verify is on).
 pub fn parse_install_options(
     options: &HashMap<String, OwnedVariant>,
 ) -> Result<InstallOptions, Error> {
@@ -95,35 +110,34 @@ pub fn parse_install_options(
         Some(v) => {
             let text: String = v.downcast_ref::<String>().map_err(|_| {
                 Error::InvalidArgument(format!(
-                    "option \"flags\" must be a string (variant type s) such as \"FC\", got type {}",
+                    "option \"flags\" must be a string (variant type s) such as \"OPF\", got type {}",
                     v.value_signature()
                 ))
             })?;
-            crate::model::Flags::parse(&text).map_err(|e| {
+            Some(Flags::parse(&text).map_err(|e| {
                 Error::InvalidArgument(format!(
                     "option \"flags\" = {text:?}: {e}; use letters from P, O, C, F"
                 ))
-            })?;
-            Some(text)
+            })?)
         }
     };
+    let defaults = InstallOptions::default();
     Ok(InstallOptions {
-        flags,
-        force: get_bool(options, "force")?,
-        persist: get_bool(options, "persist")?,
-        allow_dynamic: get_bool(options, "allow_dynamic")?,
-        verify: get_bool(options, "verify")?,
+        policy: InstallPolicy {
+            flags,
+            force: get_bool(options, "force", false)?,
+            allow_dynamic: get_bool(options, "allow_dynamic", false)?,
+            ..InstallPolicy::default()
+        },
+        persist: get_bool(options, "persist", defaults.persist)?,
+        verify: get_bool(options, "verify", defaults.verify)?,
     })
 }
 
-/// Parses `Uninstall`'s options.
-pub fn parse_uninstall_options(
-    options: &HashMap<String, OwnedVariant>,
-) -> Result<UninstallOptions, Error> {
-    // No options yet: binfmt.d files binfmtd wrote are always removed with their entries,
-    // or they would bring the entries back at the next boot.
-    reject_unknown(options, &[])?;
-    Ok(UninstallOptions {})
+/// Parses `Uninstall`'s options: none yet. binfmt.d files binfmtd wrote are always removed
+/// with their entries, or they would bring the entries back at the next boot.
+pub fn parse_uninstall_options(options: &HashMap<String, OwnedVariant>) -> Result<(), Error> {
+    reject_unknown(options, &[])
 }
 
 /// Rejects an empty platform list or an empty word in it.
@@ -155,40 +169,40 @@ mod tests {
 
     #[test]
     fn install_options_table() {
-        let ok = |o: InstallOptions| Ok::<_, ()>(o);
+        let with = |f: fn(&mut InstallOptions)| {
+            let mut o = InstallOptions::default();
+            f(&mut o);
+            Ok::<_, ()>(o)
+        };
         type Case = (
             Vec<(&'static str, Variant<'static>)>,
             Result<InstallOptions, ()>,
         );
         let cases: Vec<Case> = vec![
-            (vec![], ok(InstallOptions::default())),
+            (vec![], with(|_| {})),
             (
                 vec![
                     ("force", Variant::new(true)),
                     ("persist", Variant::new(true)),
                 ],
-                ok(InstallOptions {
-                    force: true,
-                    persist: true,
-                    ..Default::default()
+                with(|o| {
+                    o.policy.force = true;
+                    o.persist = true;
                 }),
             ),
             (
                 vec![
-                    ("flags", Variant::new("FC")),
+                    ("flags", Variant::new("OPF")),
                     ("verify", Variant::new(false)),
                 ],
-                ok(InstallOptions {
-                    flags: Some("FC".into()),
-                    ..Default::default()
+                with(|o| {
+                    o.policy.flags = Flags::parse("OPF").ok();
+                    o.verify = false;
                 }),
             ),
             (
                 vec![("allow_dynamic", Variant::new(true))],
-                ok(InstallOptions {
-                    allow_dynamic: true,
-                    ..Default::default()
-                }),
+                with(|o| o.policy.allow_dynamic = true),
             ),
             (vec![("flags", Variant::new("FX"))], Err(())),
             (vec![("flags", Variant::new(3u32))], Err(())),
@@ -205,14 +219,13 @@ mod tests {
                 _ => panic!("{input:?}: expected {expected:?}, got {got:?}"),
             }
         }
+        // Verify is on unless the caller turns it off: the daemon never registers unproven.
+        assert!(parse_install_options(&opts(&[])).is_ok_and(|o| o.verify));
     }
 
     #[test]
     fn uninstall_options_and_platform_lists() {
-        assert_eq!(
-            parse_uninstall_options(&opts(&[])).unwrap(),
-            UninstallOptions::default()
-        );
+        assert!(parse_uninstall_options(&opts(&[])).is_ok());
         assert!(parse_uninstall_options(&opts(&[("persist", Variant::new(true))])).is_err());
         assert!(parse_uninstall_options(&opts(&[("force", Variant::new(true))])).is_err());
         assert!(check_platforms(&[]).is_err());

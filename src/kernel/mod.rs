@@ -92,6 +92,8 @@ pub trait Binfmt {
     fn act(&self, name: &str, action: EntryAction) -> Result<(), KernelError>;
     /// Enables or disables the whole instance via `status`.
     fn set_enabled(&self, enabled: bool) -> Result<(), KernelError>;
+    /// Mounts the instance when it is absent; true when it was mounted now.
+    fn ensure_mounted(&self) -> Result<bool, KernelError>;
 }
 
 /// An in-memory binfmt_misc that behaves like the kernel's list: new entries go first,
@@ -170,5 +172,8 @@ impl Binfmt for MemoryBinfmt {
     fn set_enabled(&self, enabled: bool) -> Result<(), KernelError> {
         self.lock().0 = enabled;
         Ok(())
+    }
+    fn ensure_mounted(&self) -> Result<bool, KernelError> {
+        Ok(false)
     }
 }

@@ -22,7 +22,8 @@ pub fn errno_hint(errno: Errno) -> &'static str {
         Errno::EEXIST => "an entry with this name already exists; remove it first or pick another name",
         Errno::EINVAL => "the kernel rejected the line's syntax or flags",
         Errno::ENOENT => "with the F flag the interpreter is opened now, and it does not exist",
-        Errno::EACCES | Errno::EPERM => "registering needs CAP_SYS_ADMIN in the user namespace that owns this binfmt_misc instance",
+        Errno::EPERM => "registering needs CAP_SYS_ADMIN in the user namespace that owns this binfmt_misc instance",
+        Errno::EACCES => "with the F flag the interpreter is opened for execution now, and that was denied: it is not executable, or it sits on a noexec mount; use an interpreter on an exec mount",
         Errno::ENOEXEC => "the interpreter cannot be executed",
         Errno::ENOMEM => "the kernel is out of memory",
         _ => "see fs/binfmt_misc.c for this errno",
@@ -100,6 +101,9 @@ impl ProcBinfmt {
 impl Binfmt for ProcBinfmt {
     fn path(&self) -> PathBuf {
         self.root.clone()
+    }
+    fn ensure_mounted(&self) -> Result<bool, KernelError> {
+        Ok(super::mount::ensure_mounted(&self.root)? == super::mount::MountOutcome::MountedNow)
     }
 
     fn snapshot(&self) -> Result<Snapshot, KernelError> {

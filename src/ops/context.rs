@@ -16,8 +16,13 @@ pub struct Context {
     pub state: StateStore,
     /// Where probes are staged (an empty directory is created inside per probe).
     pub probe_dir: PathBuf,
+    /// Runs the probes that verify registrations.
+    pub prober: Box<dyn super::verify::Prober>,
     /// Extra directories systemd's binfmt.d files are read from, for owner attribution.
     pub binfmt_d_dirs: Vec<PathBuf>,
+    /// Host facts decided already (tests; callers that detected once): when set, no facts
+    /// are gathered and no native probes run.
+    pub fixed_host: Option<HostReport>,
 }
 
 impl Context {
@@ -36,8 +41,12 @@ impl Context {
             state: StateStore::Dir(paths.state_dir.clone()),
             catalog,
             probe_dir: std::env::temp_dir(),
+            prober: Box::new(super::verify::SystemProber {
+                dir: std::env::temp_dir(),
+            }),
             binfmt_d_dirs,
             paths,
+            fixed_host: None,
         })
     }
 
@@ -72,6 +81,9 @@ impl Context {
 
     /// Host facts, reusing native probe results cached earlier in this boot when `reuse`.
     pub fn host_with(&self, cache: &mut Cache, reuse: bool) -> HostReport {
+        if let Some(host) = &self.fixed_host {
+            return host.clone();
+        }
         let arches = self.probe_arches();
         let cached = if reuse {
             cache.native_for(&arches)

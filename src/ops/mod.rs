@@ -1,11 +1,10 @@
-//! Operations that tie the stages together: detect, plan, apply through the kernel seam, verify.
+//! What every operation shares: its context (paths, catalog, kernel and probe seams, state),
+//! read-only views (status, platforms) and verification; changes are in `crate::engine`.
 
-pub mod apply;
 pub mod context;
 pub mod status;
 pub mod verify;
 
-pub use apply::{change_entries, install, EntriesReport, InstallReport, InstallRequest};
 pub use context::Context;
 pub use status::{platforms, status, PlatformsReport, StatusReport};
 
@@ -20,4 +19,6 @@ pub enum OpsError {
     Kernel(#[from] crate::kernel::KernelError),
     #[error(transparent)]
     State(#[from] crate::persist::state::StateError),
+    #[error(transparent)]
+    Desired(#[from] crate::persist::desired::DesiredError),
 }

@@ -56,6 +56,39 @@ pub fn can_chroot() -> bool {
     crate::privilege::has(caps::Capability::CAP_SYS_CHROOT)
 }
 
+/// What a round of probes found.
+#[derive(Debug, Clone, Default)]
+pub struct Probed {
+    pub outcomes: Vec<(String, ProbeOutcome)>,
+    /// The probes ran chrooted in an empty directory (so F is proven).
+    pub chrooted: bool,
+    pub took: Duration,
+}
+
+/// The seam around running probes: the real one execs them through the kernel; tests
+/// substitute scripted outcomes.
+pub trait Prober: Send + Sync {
+    /// Runs the probe of every arch, through whatever handler the kernel picks.
+    fn probe(&self, arches: &[String]) -> Probed;
+}
+
+/// Runs the real probes, staged under a directory.
+#[derive(Debug, Clone)]
+pub struct SystemProber {
+    pub dir: std::path::PathBuf,
+}
+
+impl Prober for SystemProber {
+    fn probe(&self, arches: &[String]) -> Probed {
+        let (outcomes, chrooted, took) = run_probes(arches, &self.dir);
+        Probed {
+            outcomes,
+            chrooted,
+            took,
+        }
+    }
+}
+
 /// Runs the probes of several arches in parallel, chrooted where possible.
 pub fn run_probes(
     arches: &[String],

@@ -1,5 +1,6 @@
 //! Ownership state: the exact register line of every entry binfmtd created.
 
+use super::desired::{DesiredError, Recorded};
 use crate::kernel::codec;
 use crate::model::Entry;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,23 @@ impl OwnedEntry {
     }
 }
 
+/// A registration under way, journaled before the kernel is touched: until it is verified,
+/// the next run undoes it (removes `name` if it holds `line`, registers `restore` again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The entry being registered.
+    pub name: String,
+    /// Its register line.
+    pub line: String,
+    /// What state recorded for `name` before (binfmtd's earlier entry), if anything.
+    #[serde(default)]
+    pub before: Option<OwnedEntry>,
+    /// Exact register lines of the entries removed to make room (another tool's, under
+    /// force, or binfmtd's own being replaced), to put back if the change does not finish.
+    #[serde(default)]
+    pub restore: Vec<String>,
+}
+
 /// Everything binfmtd remembers between runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -43,6 +61,9 @@ pub struct State {
     /// Owned entries by entry name.
     #[serde(default)]
     pub entries: BTreeMap<String, OwnedEntry>,
+    /// Registrations not yet verified (normally empty between runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Pending>,
 }
 
 impl State {
@@ -77,11 +98,12 @@ pub enum StateError {
     },
 }
 
-/// Where state lives: a directory, or memory (the sandbox keeps nothing).
+/// Where state lives: a directory, or memory (the sandbox keeps nothing). Ownership
+/// (`state.json`) and the desired state (`desired.toml`) share one lock.
 #[derive(Debug)]
 pub enum StateStore {
     Dir(PathBuf),
-    Memory(std::sync::Mutex<State>),
+    Memory(std::sync::Mutex<(State, Recorded)>),
 }
 
 /// An exclusive lock over the state for the duration of one operation.
@@ -139,7 +161,7 @@ impl StateStore {
             StateStore::Dir(dir) => dir,
             StateStore::Memory(m) => {
                 return Loaded {
-                    state: m.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                    state: m.lock().unwrap_or_else(|p| p.into_inner()).0.clone(),
                     warning: None,
                 }
             }
@@ -188,7 +210,7 @@ impl StateStore {
         let dir = match self {
             StateStore::Dir(dir) => dir,
             StateStore::Memory(m) => {
-                *m.lock().unwrap_or_else(|p| p.into_inner()) = state.clone();
+                m.lock().unwrap_or_else(|p| p.into_inner()).0 = state.clone();
                 return Ok(());
             }
         };
@@ -197,6 +219,26 @@ impl StateStore {
         text.push(b'\n');
         super::atomic::write(&path, &text, 0o644)
             .map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The recorded requests of the desired state (`desired.toml`); take [`Self::lock`]
+    /// first when the record is to be changed.
+    pub fn load_desired(&self) -> Result<Recorded, DesiredError> {
+        match self {
+            StateStore::Dir(dir) => Recorded::load(dir),
+            StateStore::Memory(m) => Ok(m.lock().unwrap_or_else(|p| p.into_inner()).1.clone()),
+        }
+    }
+
+    /// Saves the recorded requests atomically (hold [`Self::lock`]).
+    pub fn save_desired(&self, record: &Recorded) -> Result<(), DesiredError> {
+        match self {
+            StateStore::Dir(dir) => record.save(dir),
+            StateStore::Memory(m) => {
+                m.lock().unwrap_or_else(|p| p.into_inner()).1 = record.clone();
+                Ok(())
+            }
+        }
     }
 
     /// The directory, if any.

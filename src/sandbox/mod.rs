@@ -2,7 +2,8 @@
 
 pub mod ns;
 
-use crate::ops::{self, Context, InstallReport, InstallRequest};
+use crate::engine::{self, InstallOptions, InstallReport, InstallRequest, Origin, Status};
+use crate::ops::{self, Context};
 use crate::persist::StateStore;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +19,8 @@ pub struct SandboxRequest {
     /// chroot here before running the command.
     pub root: Option<PathBuf>,
     pub command: Vec<OsString>,
-    pub install: InstallRequest,
+    /// How to install the handlers (never persisted: the instance is private).
+    pub options: InstallOptions,
 }
 
 /// Why the sandbox could not start the command.
@@ -73,15 +75,22 @@ pub fn prepare(
     if req.empty {
         return Ok((ctx, None));
     }
-    let mut install = req.install.clone();
-    install.list = req.platforms.clone().unwrap_or_else(|| "all".into());
-    install.persist = false;
-    let report = ops::install(&ctx, &install)?;
+    let words = req.platforms.clone().unwrap_or_else(|| "all".into());
+    let selection = ctx.catalog.select(&words).map_err(ops::OpsError::from)?;
+    let mut options = req.options.clone();
+    options.persist = false;
+    let install = InstallRequest {
+        selection,
+        options,
+        dry_run: false,
+        origin: Origin::Request,
+    };
+    let report = engine::install(&ctx, &install)?;
     if req.platforms.is_some() && !report.ok {
         let failed: Vec<String> = report
             .handlers
             .iter()
-            .filter(|h| h.result == "failed")
+            .filter(|h| h.result == Status::Failed)
             .map(|h| {
                 format!(
                     "{}: {}",

@@ -49,8 +49,8 @@ fn layering_table() {
         ),
         (
             cfg(&[], Some("F"), None, &[("a", "b")]),
-            cfg(&[], Some("FC"), None, &[("c", "d")]),
-            cfg(&[], Some("FC"), None, &[("a", "b"), ("c", "d")]),
+            cfg(&[], Some("OPF"), None, &[("c", "d")]),
+            cfg(&[], Some("OPF"), None, &[("a", "b"), ("c", "d")]),
         ),
     ];
     for (base, later, expected) in cases {
@@ -66,7 +66,7 @@ fn layering_table() {
 fn effective_table() {
     let config = cfg(
         &["linux/arm64", "linux/amd64"],
-        Some("FC"),
+        Some("OPF"),
         Some(true),
         &[("linux/amd64", "rosetta")],
     );
@@ -75,14 +75,14 @@ fn effective_table() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].platform, "linux/arm64");
     assert_eq!(got[0].target, "linux/arm64");
-    assert_eq!(got[0].options.flags.as_deref(), Some("FC"));
-    assert!(got[0].options.persist);
+    assert_eq!(got[0].spec.flags.as_deref(), Some("OPF"));
+    assert!(got[0].spec.persist);
     assert_eq!(got[1].target, "rosetta");
 
     // Install records options that win over policy; uninstall hides a configured platform.
     rec.install(
         "linux/s390x",
-        &InstallOptions {
+        &InstallSpec {
             flags: Some("F".into()),
             ..Default::default()
         },
@@ -93,15 +93,15 @@ fn effective_table() {
     let names: Vec<&str> = got.iter().map(|w| w.platform.as_str()).collect();
     assert_eq!(names, ["linux/amd64", "linux/s390x"]);
     assert!(!got[0].enabled);
-    assert_eq!(got[1].options.flags.as_deref(), Some("F"));
-    assert!(!got[1].options.persist);
+    assert_eq!(got[1].spec.flags.as_deref(), Some("F"));
+    assert!(!got[1].spec.persist);
 
     // Installing again after an uninstall brings it back.
-    rec.install("linux/arm64", &InstallOptions::default());
+    rec.install("linux/arm64", &InstallSpec::default());
     let got = effective(&config, &rec, &|w: &str| w.to_string());
     assert!(got
         .iter()
-        .any(|w| w.platform == "linux/arm64" && w.options.flags.as_deref() == Some("FC")));
+        .any(|w| w.platform == "linux/arm64" && w.spec.flags.as_deref() == Some("OPF")));
     // Uninstalling a recorded-only platform removes it entirely.
     rec.uninstall("linux/s390x");
     assert!(effective(&config, &rec, &|w: &str| w.to_string())
@@ -127,7 +127,7 @@ fn files_layer_in_name_order_and_record_round_trips() {
     std::fs::write(dir.path().join("config.d/ignored.conf"), "garbage").unwrap();
     let config = Config::load(dir.path()).unwrap();
     assert_eq!(config.platforms, ["linux/arm64", "linux/riscv64"]);
-    assert_eq!(config.flags.as_deref(), Some("FC"));
+    assert_eq!(config.flags.as_deref(), Some("OPF"));
 
     std::fs::write(dir.path().join("config.d/30-bad.toml"), "platfoms = []\n").unwrap();
     let err = Config::load(dir.path()).unwrap_err().to_string();
@@ -138,7 +138,7 @@ fn files_layer_in_name_order_and_record_round_trips() {
     let mut rec = Recorded::default();
     rec.install(
         "linux/arm64",
-        &InstallOptions {
+        &InstallSpec {
             persist: true,
             ..Default::default()
         },
@@ -171,6 +171,6 @@ fn keys_are_canonical_and_all_expands() {
     let mut rec = Recorded::default();
     rec.uninstall("qemu-aarch64");
     assert!(effective(&config, &rec, &canon).is_empty());
-    rec.install("qemu-aarch64", &InstallOptions::default());
+    rec.install("qemu-aarch64", &InstallSpec::default());
     assert_eq!(effective(&config, &rec, &canon).len(), 1);
 }

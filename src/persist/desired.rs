@@ -6,7 +6,6 @@
 //! Recorded requests win over the config: an Uninstall hides a configured platform until it is
 //! installed again, and recorded install options win over the config's policy.
 
-use crate::dbus::types::InstallOptions;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +16,8 @@ pub const CONFIG_FILE: &str = "binfmtd.toml";
 pub const DROPIN_DIR: &str = "config.d";
 /// Name of the recorded requests file inside the state directory.
 pub const RECORD_FILE: &str = "desired.toml";
+/// The key `all` is recorded under: "keep every available platform installed".
+pub const ALL: &str = "all";
 
 /// Problems reading or writing desired state; each names the file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,7 @@ pub struct Config {
     /// Platforms (or handler names) to keep installed.
     #[serde(default)]
     pub platforms: Vec<String>,
-    /// Flag policy for platforms installed without explicit flags (e.g. "FC").
+    /// Flag policy for platforms installed without explicit flags (e.g. "OPF").
     #[serde(default)]
     pub flags: Option<String>,
     /// Whether to also write binfmt.d files.
@@ -126,16 +127,11 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn install(&mut self, platform: &str, options: &InstallOptions) {
+    /// Records an install: wanted from now on, enabled, with these options.
+    pub fn install(&mut self, platform: &str, spec: &InstallSpec) {
         self.uninstalled.remove(platform);
-        self.installed.insert(
-            platform.to_string(),
-            InstallSpec {
-                flags: options.flags.clone(),
-                persist: options.persist,
-                allow_dynamic: options.allow_dynamic,
-            },
-        );
+        self.disabled.remove(platform);
+        self.installed.insert(platform.to_string(), spec.clone());
     }
 
     /// Undoes [`Recorded::install`] of `platform`, back to how `previous` had it.
@@ -150,6 +146,9 @@ impl Recorded {
         }
         if previous.uninstalled.contains(platform) {
             self.uninstalled.insert(platform.to_string());
+        }
+        if previous.disabled.contains(platform) {
+            self.disabled.insert(platform.to_string());
         }
     }
 
@@ -199,7 +198,7 @@ pub struct Wanted {
     pub platform: String,
     /// What to pass to install: the preferred handler if the config names one.
     pub target: String,
-    pub options: InstallOptions,
+    pub spec: InstallSpec,
     pub enabled: bool,
 }
 
@@ -213,8 +212,8 @@ pub fn canonical_keys(
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for w in words {
-        let keys = if w.eq_ignore_ascii_case("all") {
-            current.iter().cloned().chain(["all".to_string()]).collect()
+        let keys = if w.eq_ignore_ascii_case(ALL) {
+            current.iter().cloned().chain([ALL.to_string()]).collect()
         } else {
             vec![canon(w)]
         };
@@ -246,17 +245,15 @@ pub fn effective(
         .into_iter()
         .filter(|p| !recorded.uninstalled.contains(*p))
         .map(|p| {
-            let options = match recorded.installed.get(p) {
-                Some(spec) => InstallOptions {
+            let spec = match recorded.installed.get(p) {
+                Some(spec) => InstallSpec {
                     flags: spec.flags.clone().or_else(|| config.flags.clone()),
-                    persist: spec.persist,
-                    allow_dynamic: spec.allow_dynamic,
-                    ..InstallOptions::default()
+                    ..spec.clone()
                 },
-                None => InstallOptions {
+                None => InstallSpec {
                     flags: config.flags.clone(),
                     persist: config.persist.unwrap_or(false),
-                    ..InstallOptions::default()
+                    allow_dynamic: false,
                 },
             };
             Wanted {
@@ -267,7 +264,7 @@ pub fn effective(
                     .find(|(k, _)| canon(k) == *p)
                     .map(|(_, v)| v.clone())
                     .unwrap_or_else(|| p.clone()),
-                options,
+                spec,
                 enabled: !recorded.disabled.contains(p),
             }
         })

@@ -1,0 +1,353 @@
+//! The install transaction: plan, record intent, apply, verify, persist; undone on failure.
+
+use super::outcome::{describe_install, Item, Outcome, Status};
+use super::request::{InstallRequest, Origin};
+use super::{desired, steps};
+use crate::catalog::{discover, Selection};
+use crate::kernel::Snapshot;
+use crate::ops::verify::Verification;
+use crate::ops::{Context, OpsError};
+use crate::persist::cache::Cache;
+use crate::persist::{binfmt_d, State};
+use crate::plan::{self, Action, HandlerPlan};
+use serde::Serialize;
+
+/// Result for one handler.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerResult {
+    #[serde(flatten)]
+    pub plan: HandlerPlan,
+    /// `ok`, `skipped` or `failed`.
+    pub result: Status,
+    /// One word for what happened (`installed`, `unchanged`, `conflict`, `failed`, ...).
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub verify: Option<Verification>,
+    pub persisted: Option<String>,
+}
+
+impl HandlerResult {
+    fn new(plan: HandlerPlan) -> Self {
+        let (result, error) = match &plan.action {
+            Action::Fail { reason } => (Status::Failed, Some(reason.clone())),
+            a if a.yields_entry() => (Status::Ok, None),
+            _ => (Status::Skipped, None),
+        };
+        HandlerResult {
+            outcome: Outcome::of_install(result, &plan.action),
+            plan,
+            result,
+            error,
+            verify: None,
+            persisted: None,
+        }
+    }
+
+    /// Marks the handler failed with a reason.
+    pub fn fail(&mut self, why: String) {
+        self.result = Status::Failed;
+        self.outcome = Outcome::Failed;
+        self.error = Some(why);
+    }
+
+    /// True when this handler registered or replaced an entry in this run.
+    pub fn registers(&self) -> bool {
+        matches!(self.plan.action, Action::Register | Action::Replace { .. })
+    }
+
+    /// The transport-neutral item (D-Bus report, daemon output).
+    pub fn item(&self) -> Item {
+        Item {
+            platform: self.plan.platform.clone(),
+            handler: self.plan.handler.clone(),
+            outcome: self.outcome,
+            message: describe_install(&self.plan.action, self.error.as_deref()),
+        }
+    }
+}
+
+/// What `install` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallReport {
+    pub schema: &'static str,
+    pub binfmt_misc: String,
+    pub dry_run: bool,
+    pub mounted_now: bool,
+    pub native: Vec<String>,
+    pub handlers: Vec<HandlerResult>,
+    pub warnings: Vec<String>,
+    pub probe_seconds: Option<f64>,
+    pub ok: bool,
+}
+
+impl InstallReport {
+    pub fn items(&self) -> Vec<Item> {
+        self.handlers.iter().map(HandlerResult::item).collect()
+    }
+}
+
+/// An install under way: what every step reads and changes.
+pub(super) struct Txn<'a> {
+    pub ctx: &'a Context,
+    pub req: &'a InstallRequest,
+    pub state: State,
+    pub snap: Snapshot,
+    pub results: Vec<HandlerResult>,
+    pub warnings: Vec<String>,
+    pub cache: Cache,
+    pub probe_seconds: Option<f64>,
+}
+
+/// Plans and (unless dry-run) applies an install: intent is recorded first (ownership,
+/// journal, desired state), then each handler is registered, verified by its probe and
+/// persisted; a handler whose registration, probe or persisting fails is undone.
+pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, OpsError> {
+    let _lock = (!req.dry_run).then(|| ctx.state.lock()).transpose()?;
+    install_locked(ctx, req)
+}
+
+/// [`install`] for a caller that holds the state lock already (or plans only).
+pub(super) fn install_locked(
+    ctx: &Context,
+    req: &InstallRequest,
+) -> Result<InstallReport, OpsError> {
+    let mut cache = ctx.cache();
+    let host = ctx.host_with(&mut cache, true);
+    let mut warnings = Vec::new();
+    if let Some(e) = &host.probe_error {
+        warnings.push(format!(
+            "native ISAs were guessed from QEMU's family table: {e}"
+        ));
+    }
+    let mounted_now = !req.dry_run && ctx.kernel.ensure_mounted()?;
+    let loaded = if req.dry_run {
+        ctx.state.peek()
+    } else {
+        ctx.state.load()
+    };
+    warnings.extend(loaded.warning);
+    let mut state = loaded.state;
+    if !req.dry_run {
+        warnings.extend(steps::recover(ctx.kernel.as_ref(), &mut state));
+    }
+    let snap = ctx.kernel.snapshot()?;
+    if !req.dry_run && !snap.mounted {
+        return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
+    }
+    if snap.mounted && !snap.enabled {
+        warnings.push("binfmt_misc is globally disabled (status is 0): no handler runs until `echo 1 > status`".into());
+    }
+    let results = plan_results(ctx, req, &host, &snap, &state, &mut cache);
+    let mut txn = Txn {
+        ctx,
+        req,
+        state,
+        snap,
+        results,
+        warnings,
+        cache,
+        probe_seconds: None,
+    };
+    if !req.dry_run {
+        txn.run()?;
+    }
+    let ok = txn.results.iter().all(|r| r.result != Status::Failed);
+    Ok(InstallReport {
+        schema: "binfmtd.install/v1",
+        binfmt_misc: ctx.kernel.path().display().to_string(),
+        dry_run: req.dry_run,
+        mounted_now,
+        native: host.native,
+        handlers: txn.results,
+        warnings: txn.warnings,
+        probe_seconds: txn.probe_seconds,
+        ok,
+    })
+}
+
+/// Discovers interpreters and plans every candidate handler (no kernel writes).
+fn plan_results(
+    ctx: &Context,
+    req: &InstallRequest,
+    host: &crate::host::HostReport,
+    snap: &Snapshot,
+    state: &State,
+    cache: &mut Cache,
+) -> Vec<HandlerResult> {
+    let policy = &req.options.policy;
+    let preserve =
+        policy.preserve_argv0.unwrap_or(false) || policy.flags.is_some_and(|f| f.preserve_argv0);
+    let names = plan::candidates(&ctx.catalog, &req.selection, host.rosetta.healthy, policy);
+    let wanted: Vec<&crate::catalog::Handler> = names
+        .iter()
+        .filter_map(|n| ctx.catalog.get(n))
+        .filter(|h| !host.native.contains(&h.arch))
+        .collect();
+    let search = discover::search_path();
+    let interpreters = discover::discover_many(&wanted, &search, preserve, Some(cache));
+    for i in interpreters.values().flatten() {
+        if let Some(id) = crate::persist::cache::FileId::of(&i.path) {
+            cache.interpreters.insert(i.path.clone(), (id, i.clone()));
+        }
+    }
+    let plans = plan::plan_install(&plan::PlanInput {
+        catalog: &ctx.catalog,
+        selection: &req.selection,
+        native: &host.native,
+        entries: &snap.entries,
+        state,
+        interpreters: &interpreters,
+        rosetta_healthy: host.rosetta.healthy,
+        policy,
+    });
+    block_unreadable(plans, &snap.unreadable)
+        .into_iter()
+        .map(HandlerResult::new)
+        .collect()
+}
+
+/// An entry file the kernel lists but that cannot be parsed still holds its name:
+/// registering under it would fail with EEXIST, so it counts as someone else's (pure).
+pub fn block_unreadable(
+    plans: Vec<HandlerPlan>,
+    unreadable: &[(String, String)],
+) -> Vec<HandlerPlan> {
+    plans
+        .into_iter()
+        .map(|mut p| {
+            let blocked = unreadable.iter().find(|(n, _)| *n == p.handler);
+            if let (Some((name, why)), Action::Register) = (blocked, &p.action) {
+                p.warnings
+                    .push(format!("entry {name} exists but cannot be read ({why})"));
+                p.action = Action::SkipForeign {
+                    provider: name.clone(),
+                    wins: false,
+                };
+            }
+            p
+        })
+        .collect()
+}
+
+impl Txn<'_> {
+    /// Record intent → apply → verify → persist → settle, in that order.
+    fn run(&mut self) -> Result<(), OpsError> {
+        let record_before = self.ctx.state.load_desired()?;
+        if self.req.origin == Origin::Request {
+            let mut record = record_before.clone();
+            desired::record_install(&mut record, &self.ctx.catalog, self.req);
+            if record != record_before {
+                self.ctx.state.save_desired(&record)?;
+            }
+        }
+        for r in self.results.iter().filter(|r| r.result == Status::Ok) {
+            steps::intent(&mut self.state, &r.plan, &self.snap);
+        }
+        self.ctx.state.save(&self.state)?;
+        self.apply_all();
+        self.ctx.state.save(&self.state)?;
+        self.verify()?;
+        self.persist();
+        self.settle_foreign();
+        self.finish();
+        self.ctx.state.save(&self.state)?;
+        if self.req.origin == Origin::Request {
+            let mut record = self.ctx.state.load_desired()?;
+            let before = record.clone();
+            desired::settle_install(
+                &mut record,
+                &record_before,
+                &self.ctx.catalog,
+                self.req,
+                &self.results,
+            );
+            if record != before {
+                self.ctx.state.save_desired(&record)?;
+            }
+        }
+        self.cache.save(self.ctx.state.dir());
+        Ok(())
+    }
+
+    fn apply_all(&mut self) {
+        let kernel = self.ctx.kernel.as_ref();
+        for i in 0..self.results.len() {
+            if self.results[i].result != Status::Ok {
+                continue;
+            }
+            if let Err(e) = steps::apply(kernel, &self.results[i].plan, &self.snap) {
+                self.undo(i, e);
+            }
+        }
+    }
+
+    /// Fails handler `i` and, if it registered in this run, undoes its registration.
+    pub(super) fn undo(&mut self, i: usize, why: String) {
+        let name = self.results[i].plan.rule.as_ref().map(|r| r.name.clone());
+        let pending = name.and_then(|n| self.state.pending.iter().find(|p| p.name == n).cloned());
+        let mut why = why;
+        if let Some(p) = pending {
+            match steps::undo(self.ctx.kernel.as_ref(), &mut self.state, &p) {
+                Ok(()) if self.results[i].registers() => {
+                    why.push_str("; the registration was undone")
+                }
+                Ok(()) => {}
+                Err(e) => why.push_str(&format!("; undoing it failed: {e}")),
+            }
+        } else if matches!(self.results[i].plan.action, Action::Enable) {
+            if let Some(rule) = &self.results[i].plan.rule {
+                let disable = crate::kernel::EntryAction::Disable;
+                if self.ctx.kernel.act(&rule.name, disable).is_ok() {
+                    why.push_str("; the entry was disabled again");
+                }
+            }
+        }
+        self.results[i].fail(why);
+    }
+
+    /// Writes binfmt.d files for verified handlers, when asked to persist.
+    fn persist(&mut self) {
+        if !self.req.options.persist {
+            return;
+        }
+        let dir = self.ctx.paths.binfmt_d_dir.clone();
+        for i in 0..self.results.len() {
+            let r = &self.results[i];
+            let (Status::Ok, Some(rule)) = (r.result, r.plan.rule.clone()) else {
+                continue;
+            };
+            if matches!(r.plan.action, Action::Keep { owned: false }) {
+                continue;
+            }
+            match binfmt_d::write(&dir, &rule) {
+                Ok(path) => {
+                    self.results[i].persisted = Some(path.display().to_string());
+                    if let Some(o) = self.state.entries.get_mut(&rule.name) {
+                        o.persisted = Some(path);
+                    }
+                }
+                Err(e) => self.undo(
+                    i,
+                    format!(
+                        "verified, but cannot write its binfmt.d file in {}: {e}; fix the directory (--binfmt-d-dir) or install without --persist",
+                        dir.display()
+                    ),
+                ),
+            }
+        }
+    }
+
+    /// Commits the journal of every handler that ended well.
+    fn finish(&mut self) {
+        for r in &self.results {
+            if let (Status::Ok, Some(rule)) = (r.result, &r.plan.rule) {
+                steps::commit(&mut self.state, &rule.name);
+            }
+        }
+    }
+}
+
+/// The selection asked for these handlers by name (not `all`).
+pub fn explicit(selection: &Selection) -> bool {
+    matches!(selection, Selection::Handlers(_))
+}
