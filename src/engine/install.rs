@@ -102,8 +102,12 @@ pub(super) struct Txn<'a> {
 /// journal, desired state), then each handler is registered, verified by its probe and
 /// persisted; a handler whose registration, probe or persisting fails is undone.
 pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, OpsError> {
+    // Mounting first: without the right to mount, that error says what is missing.
+    let mounted_now = !req.dry_run && ctx.kernel.ensure_mounted()?;
     let _lock = (!req.dry_run).then(|| ctx.state.lock()).transpose()?;
-    install_locked(ctx, req)
+    let mut report = install_locked(ctx, req)?;
+    report.mounted_now |= mounted_now;
+    Ok(report)
 }
 
 /// [`install`] for a caller that holds the state lock already (or plans only).
