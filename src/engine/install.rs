@@ -280,19 +280,25 @@ impl Txn<'_> {
                 continue;
             }
             if let Err(e) = steps::apply(kernel, &self.results[i].plan, &self.snap) {
-                self.undo(i, e);
+                self.fail_undone(i, e, false);
             }
         }
     }
 
     /// Fails handler `i` and, if it registered in this run, undoes its registration.
     pub(super) fn undo(&mut self, i: usize, why: String) {
+        self.fail_undone(i, why, true);
+    }
+
+    /// Fails handler `i` and undoes what its journal recorded; `applied` says whether the
+    /// kernel change was made (so the report says it was undone).
+    fn fail_undone(&mut self, i: usize, why: String, applied: bool) {
         let name = self.results[i].plan.rule.as_ref().map(|r| r.name.clone());
         let pending = name.and_then(|n| self.state.pending.iter().find(|p| p.name == n).cloned());
         let mut why = why;
         if let Some(p) = pending {
             match steps::undo(self.ctx.kernel.as_ref(), &mut self.state, &p) {
-                Ok(()) if self.results[i].registers() => {
+                Ok(()) if applied && self.results[i].registers() => {
                     why.push_str("; the registration was undone")
                 }
                 Ok(()) => {}
