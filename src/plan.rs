@@ -191,58 +191,10 @@ fn decide(
     rosetta_planned: bool,
     plan: &mut HandlerPlan,
 ) -> Action {
-    if input.native.iter().any(|a| a == &h.arch) {
-        return Action::SkipNative;
-    }
-    if h.translator == Translator::Qemu && h.arch == "x86_64" && rosetta_planned {
-        return Action::SkipPreferred {
-            by: "rosetta".into(),
-        };
-    }
-    let interp = match input.interpreters.get(&h.name) {
-        Some(Ok(i)) => i.clone(),
-        Some(Err(m)) if !explicit => {
-            return Action::SkipUnavailable {
-                reason: m.to_string(),
-            }
-        }
-        Some(Err(m)) => {
-            return Action::Fail {
-                reason: m.to_string(),
-            }
-        }
-        None => {
-            return Action::Fail {
-                reason: format!("interpreter discovery was not run for {}", h.name),
-            }
-        }
+    let (interp, flags) = match usable(h, input, explicit, rosetta_planned, plan) {
+        Ok(found) => found,
+        Err(action) => return action,
     };
-    let flags = input.policy.flags_for(h);
-    if h.translator == Translator::Rosetta && !input.rosetta_healthy {
-        let reason = format!(
-            "Rosetta at {} does not run: it only works inside an Apple Virtualization.framework VM",
-            interp.path.display()
-        );
-        return if explicit {
-            Action::Fail { reason }
-        } else {
-            Action::SkipUnavailable { reason }
-        };
-    }
-    if flags.fix_binary && !interp.static_linked {
-        let reason = format!(
-            "{} is dynamically linked; with the F flag only the interpreter file is pinned and its shared libraries would be looked up inside each container, where they are usually missing. Install the static build (qemu-user-static) or pass --allow-dynamic",
-            interp.path.display()
-        );
-        if !input.policy.allow_dynamic {
-            return if explicit {
-                Action::Fail { reason }
-            } else {
-                Action::SkipUnavailable { reason }
-            };
-        }
-        plan.warnings.push(reason);
-    }
     let rule = h.rule(&interp.path, flags);
     match codec::encode(&rule) {
         Ok(line) => plan.line = Some(line),
@@ -254,7 +206,65 @@ fn decide(
     }
     plan.interpreter = Some(interp);
     plan.rule = Some(rule.clone());
+    against_entries(h, input, &rule, plan)
+}
 
+/// Whether the handler can be registered at all here: not native, not displaced by a
+/// preferred translator, with a usable interpreter and flags (pure).
+fn usable(
+    h: &Handler,
+    input: &PlanInput,
+    explicit: bool,
+    rosetta_planned: bool,
+    plan: &mut HandlerPlan,
+) -> Result<(Interpreter, Flags), Action> {
+    let unavailable = |reason: String| {
+        if explicit {
+            Action::Fail { reason }
+        } else {
+            Action::SkipUnavailable { reason }
+        }
+    };
+    if input.native.iter().any(|a| a == &h.arch) {
+        return Err(Action::SkipNative);
+    }
+    if h.translator == Translator::Qemu && h.arch == "x86_64" && rosetta_planned {
+        return Err(Action::SkipPreferred {
+            by: "rosetta".into(),
+        });
+    }
+    let interp = match input.interpreters.get(&h.name) {
+        Some(Ok(i)) => i.clone(),
+        Some(Err(m)) => return Err(unavailable(m.to_string())),
+        None => {
+            return Err(Action::Fail {
+                reason: format!("interpreter discovery was not run for {}", h.name),
+            })
+        }
+    };
+    let flags = input.policy.flags_for(h);
+    if h.translator == Translator::Rosetta && !input.rosetta_healthy {
+        return Err(unavailable(format!(
+            "Rosetta at {} does not run: it only works inside an Apple Virtualization.framework VM",
+            interp.path.display()
+        )));
+    }
+    if flags.fix_binary && !interp.static_linked {
+        let reason = format!(
+            "{} is dynamically linked; with the F flag only the interpreter file is pinned and its shared libraries would be looked up inside each container, where they are usually missing. Install the static build (qemu-user-static) or pass --allow-dynamic",
+            interp.path.display()
+        );
+        if !input.policy.allow_dynamic {
+            return Err(unavailable(reason));
+        }
+        plan.warnings.push(reason);
+    }
+    Ok((interp, flags))
+}
+
+/// What to do given the kernel's entries: keep, enable, replace, register, or leave
+/// another tool's entry alone (pure).
+fn against_entries(h: &Handler, input: &PlanInput, rule: &Rule, plan: &mut HandlerPlan) -> Action {
     let header = sample_header(h);
     let same_name = input.entries.iter().find(|e| e.name == h.name);
     // Entries with other names that would also take this ISA's binaries.
