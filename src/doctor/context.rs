@@ -1,9 +1,9 @@
 //! What doctor needs to know about the host and the kernel, and how to read it from the system.
 
 use crate::catalog::Catalog;
-use crate::kernel::{Binfmt, ProcBinfmt, Snapshot};
+use crate::kernel::{Binfmt, Snapshot};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Host facts that change the verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,21 +44,20 @@ impl HostFacts {
 }
 
 impl DoctorContext {
-    /// Reads the kernel snapshot at `binfmt_path`; host facts come from `host`.
+    /// Reads the snapshot of `kernel`'s instance (an unreadable one becomes an unmounted
+    /// snapshot that says why); host facts come from `host`.
     pub fn from_system(
-        binfmt_path: &Path,
+        kernel: &dyn Binfmt,
         catalog: Catalog,
         host: &crate::host::HostReport,
     ) -> DoctorContext {
-        let snapshot = ProcBinfmt::new(binfmt_path)
-            .snapshot()
-            .unwrap_or_else(|e| Snapshot {
-                path: binfmt_path.to_path_buf(),
-                mounted: false,
-                enabled: false,
-                entries: vec![],
-                unreadable: vec![("(instance)".into(), e.to_string())],
-            });
+        let snapshot = kernel.snapshot().unwrap_or_else(|e| Snapshot {
+            path: kernel.path(),
+            mounted: false,
+            enabled: false,
+            entries: vec![],
+            unreadable: vec![("(instance)".into(), e.to_string())],
+        });
         DoctorContext {
             snapshot,
             catalog,

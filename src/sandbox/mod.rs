@@ -1,9 +1,8 @@
 //! Rootless sandbox: a private binfmt_misc instance with handlers installed, then CMD.
 
-pub mod ns;
-
 use crate::ops::{self, Context, InstallReport, InstallRequest};
 use crate::persist::StateStore;
+use crate::sys::ns;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
