@@ -258,4 +258,80 @@ mod tests {
         );
         assert_eq!(qemu_version("nonsense"), None);
     }
+
+    /// Writes an executable shell script.
+    fn script(path: &Path, body: &str) {
+        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn p_wrappers_answer_with_their_qemu_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let qemu = d.join("qemu-aarch64-static");
+        script(
+            &qemu,
+            "echo 'qemu-aarch64 version 9.1.3 (test)'; echo 'Copyright'",
+        );
+        // Debian's wrapper refuses to run unless binfmt_misc starts it.
+        let refusing =
+            "echo \"qemu: $0 has to be run using kernel binfmt-misc subsystem\" >&2; exit 1";
+        let copy = d.join("copy-binfmt-P");
+        script(&copy, refusing);
+        let error_on_stdout = d.join("qemu-error");
+        script(&error_on_stdout, "echo 'qemu: something is wrong'");
+        let failing_version = d.join("qemu-failing");
+        script(
+            &failing_version,
+            "echo 'qemu-aarch64 version 9.1.3'; exit 1",
+        );
+        std::os::unix::fs::symlink(&qemu, d.join("aarch64-binfmt-P")).unwrap();
+        std::os::unix::fs::symlink(&copy, d.join("other-binfmt-P")).unwrap();
+        let v = Some("qemu-aarch64 version 9.1.3 (test)");
+        // (interpreter, program asked, version shown)
+        let table: [(&str, Option<PathBuf>, Option<&str>); 7] = [
+            ("qemu-aarch64-static", Some(qemu.clone()), v),
+            ("aarch64-binfmt-P", Some(qemu.clone()), v),
+            ("copy-binfmt-P", None, None),
+            ("other-binfmt-P", None, None),
+            ("qemu-error", Some(error_on_stdout.clone()), None),
+            ("qemu-failing", Some(failing_version.clone()), None),
+            ("missing-binfmt-P", None, None),
+        ];
+        for (name, program, version) in table {
+            let path = d.join(name);
+            assert_eq!(version_program(&path), program, "{name}");
+            let i = inspect(path.clone(), Translator::Qemu);
+            assert_eq!(i.version.as_deref(), version, "{name}");
+            assert_eq!(i.path, path, "{name}");
+        }
+        // Rosetta prints its version line with a usage error: that one is kept.
+        let rosetta = d.join("rosetta");
+        script(
+            &rosetta,
+            "echo 'Usage: rosetta <x86_64 ELF>' >&2; echo 'version: Rosetta-332.1'; exit 1",
+        );
+        assert_eq!(
+            inspect(rosetta, Translator::Rosetta).version.as_deref(),
+            Some("Rosetta-332.1")
+        );
+    }
+
+    /// The real wrapper from Debian's qemu-user-static, where installed.
+    #[test]
+    fn debian_aarch64_binfmt_p_shows_its_qemu_version() {
+        let wrapper = Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P");
+        if !executable(wrapper) {
+            eprintln!(
+                "SKIPPED: {} is not installed (qemu-user-static)",
+                wrapper.display()
+            );
+            return;
+        }
+        let i = inspect(wrapper.to_path_buf(), Translator::Qemu);
+        let v = i.version.unwrap_or_default();
+        assert!(v.starts_with("qemu-aarch64 version "), "{v:?}");
+        assert!(!v.contains("binfmt-misc"), "{v:?}");
+    }
 }

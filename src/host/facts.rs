@@ -252,3 +252,189 @@ pub fn gather_with(
         rosetta: rosetta_facts(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{EntryAction, MemoryBinfmt, ProcBinfmt};
+    use std::cell::RefCell;
+
+    /// Answers as told and records which arches it was asked to run directly.
+    struct FakeProber {
+        private: Result<Vec<(String, bool)>, String>,
+        private_calls: RefCell<usize>,
+        direct_asked: RefCell<Vec<String>>,
+    }
+
+    impl FakeProber {
+        fn new(private: Result<Vec<(String, bool)>, String>) -> Self {
+            FakeProber {
+                private,
+                private_calls: RefCell::new(0),
+                direct_asked: RefCell::new(Vec::new()),
+            }
+        }
+    }
+
+    impl NativeProber for FakeProber {
+        fn private_instance(&self, _arches: &[String]) -> Result<Vec<(String, bool)>, String> {
+            *self.private_calls.borrow_mut() += 1;
+            self.private.clone()
+        }
+        fn direct(&self, arches: &[String]) -> Vec<(String, bool)> {
+            self.direct_asked.borrow_mut().extend_from_slice(arches);
+            arches.iter().map(|a| (a.clone(), a == "x86_64")).collect()
+        }
+    }
+
+    fn arches() -> Vec<String> {
+        ["aarch64", "arm", "riscv64", "x86_64"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// An in-memory instance with qemu-aarch64 registered.
+    fn with_aarch64() -> MemoryBinfmt {
+        let catalog = crate::catalog::Catalog::embedded().expect("embedded catalog");
+        let h = catalog.get("qemu-aarch64").expect("qemu-aarch64 handler");
+        let flags = h.default_flags().expect("valid flags");
+        let kernel = MemoryBinfmt::new(vec![]);
+        kernel
+            .register(&h.rule(Path::new("/usr/bin/qemu-aarch64-static"), flags))
+            .expect("register in memory");
+        kernel
+    }
+
+    fn disabled_entry() -> MemoryBinfmt {
+        let k = with_aarch64();
+        k.act("qemu-aarch64", EntryAction::Disable)
+            .expect("disable");
+        k
+    }
+
+    fn disabled_instance() -> MemoryBinfmt {
+        let k = with_aarch64();
+        k.set_enabled(false).expect("disable all");
+        k
+    }
+
+    #[test]
+    fn binfmt_state_comes_from_the_kernel_seam() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let unmounted = ProcBinfmt::new(empty.path());
+        let unreadable: Result<Snapshot, KernelError> =
+            Err(KernelError::NotMounted(PathBuf::from("/x")));
+        type Case = (
+            &'static str,
+            Result<Snapshot, KernelError>,
+            (bool, Option<bool>),
+        );
+        let table: [Case; 4] = [
+            ("enabled", with_aarch64().snapshot(), (true, Some(true))),
+            (
+                "disabled",
+                disabled_instance().snapshot(),
+                (true, Some(false)),
+            ),
+            ("not mounted", unmounted.snapshot(), (false, None)),
+            ("unreadable", unreadable, (true, None)),
+        ];
+        for (name, snapshot, want) in table {
+            assert_eq!(binfmt_state(&snapshot), want, "{name}");
+        }
+    }
+
+    type Results = Vec<(String, bool)>;
+    /// (case, instance, cached, private result, private runs, arches run directly)
+    type Case = (
+        &'static str,
+        MemoryBinfmt,
+        Option<Results>,
+        Result<Results, String>,
+        usize,
+        &'static [&'static str],
+    );
+
+    #[test]
+    fn probe_decisions_per_instance() {
+        let no_ns = || Err("user namespaces disabled".to_string());
+        const ALL: &[&str] = &["aarch64", "arm", "riscv64", "x86_64"];
+        let cached = Some(vec![("aarch64".to_string(), false)]);
+        let table: Vec<Case> = vec![
+            ("cached", with_aarch64(), cached.clone(), no_ns(), 0, &[]),
+            (
+                "private instance",
+                with_aarch64(),
+                None,
+                Ok(vec![("x86_64".into(), true)]),
+                1,
+                &[],
+            ),
+            (
+                "entry takes aarch64",
+                with_aarch64(),
+                None,
+                no_ns(),
+                1,
+                &["arm", "riscv64", "x86_64"],
+            ),
+            ("entry disabled", disabled_entry(), None, no_ns(), 1, ALL),
+            (
+                "instance disabled",
+                disabled_instance(),
+                None,
+                no_ns(),
+                1,
+                ALL,
+            ),
+            (
+                "empty instance",
+                MemoryBinfmt::new(vec![]),
+                None,
+                no_ns(),
+                1,
+                ALL,
+            ),
+        ];
+        for (case, kernel, cached, private, private_runs, direct) in table {
+            let prober = FakeProber::new(private.clone());
+            let got = probe_facts(&kernel.snapshot(), &arches(), cached.clone(), &prober);
+            assert_eq!(*prober.private_calls.borrow(), private_runs, "{case}");
+            assert_eq!(*prober.direct_asked.borrow(), direct, "{case}");
+            match (&cached, &private) {
+                (Some(c), _) => assert_eq!(got.native_probes.as_ref(), Some(c), "{case}"),
+                (None, Ok(r)) => assert_eq!(got.native_probes.as_ref(), Some(r), "{case}"),
+                (None, Err(e)) => {
+                    assert_eq!(got.native_probes, None, "{case}");
+                    assert_eq!(got.probe_error.as_ref(), Some(e), "{case}");
+                    let ran: Vec<&str> = got
+                        .host_probes
+                        .iter()
+                        .filter(|(_, r)| *r)
+                        .map(|(a, _)| a.as_str())
+                        .collect();
+                    assert_eq!(ran, ["x86_64"], "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gather_reads_binfmt_misc_through_the_seam() {
+        let prober = FakeProber::new(Err("no namespaces in this test".into()));
+        let facts = gather_with(&disabled_instance(), &arches(), None, &prober);
+        assert!(facts.binfmt_mounted);
+        assert_eq!(facts.binfmt_enabled, Some(false));
+        assert_eq!(
+            facts.probe_error.as_deref(),
+            Some("no namespaces in this test")
+        );
+        assert_eq!(facts.host_probes.len(), 4);
+        let report = crate::host::detect(
+            &facts,
+            &crate::catalog::Catalog::embedded().expect("catalog"),
+        );
+        assert_eq!(report.binfmt_misc.status, Some("disabled"));
+        assert!(!facts.machine.is_empty() && !facts.kernel_release.is_empty());
+    }
+}
