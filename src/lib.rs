@@ -1,7 +1,8 @@
 //! binfmtd: register, verify, keep and diagnose binfmt_misc handlers for foreign binaries.
 //!
 //! Data flows host detection → handler catalog → plan → kernel interface → doctor →
-//! D-Bus service → CLI; each stage is a module below.
+//! D-Bus service → CLI; each stage is a module below. Under all of them, `sys` holds the
+//! system plumbing (namespaces, helper processes, version queries) and imports none of them.
 
 pub mod catalog;
 pub mod cli;

@@ -229,7 +229,7 @@ pub fn discover_many(
 /// QEMU's version number from its `--version` line, e.g. (7, 2).
 pub fn qemu_version(line: &str) -> Option<(u32, u32)> {
     let rest = line.split("version ").nth(1)?;
-    crate::sys::version::major_minor(rest)
+    crate::sys::release::major_minor(rest)
 }
 
 #[cfg(test)]

@@ -228,7 +228,7 @@ pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
         .collect();
     native_platforms.sort();
     native_platforms.dedup();
-    let version = crate::sys::version::major_minor(&facts.kernel_release);
+    let version = crate::sys::release::major_minor(&facts.kernel_release);
     HostReport {
         schema: "binfmtd.host/v1",
         machine: IsaNames {

@@ -29,12 +29,12 @@ pub enum NsError {
 
 /// True when a kernel of this release gives each user namespace its own binfmt_misc.
 pub fn has_private_instances(release: &str) -> bool {
-    super::version::major_minor(release).is_some_and(|v| v >= (6, 7))
+    super::release::major_minor(release).is_some_and(|v| v >= (6, 7))
 }
 
 /// Checks that the running kernel gives private instances.
 pub fn check_private_instance() -> Result<(), NsError> {
-    let release = super::version::kernel_release();
+    let release = super::release::kernel_release();
     if has_private_instances(&release) {
         Ok(())
     } else {

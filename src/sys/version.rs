@@ -1,23 +1,8 @@
-//! Version queries: the running kernel's release, `major.minor` parsing, a program's answer.
+//! Asks helper programs for their version, and accepts only a real answer.
 
 use super::exec;
 use std::path::Path;
 use std::time::Duration;
-
-/// `uname -r`, or an empty string when uname fails.
-pub fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// The first two numbers of a version string: `6.18.44-foo` gives (6, 18).
-pub fn major_minor(text: &str) -> Option<(u32, u32)> {
-    let mut it = text.split(|c: char| !c.is_ascii_digit());
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next()?.parse().ok()?;
-    Some((major, minor))
-}
 
 /// The first non-empty line `program ARGS` prints (stdout, then stderr), when it exits 0
 /// within `timeout`. A program that fails prints an error, never a version: that gives `None`.
@@ -58,22 +43,6 @@ pub fn labelled(program: &Path, args: &[&str], label: &str, timeout: Duration) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn major_minor_of_releases_and_version_lines() {
-        let table = [
-            ("6.7.0-rc1", Some((6, 7))),
-            ("6.18.44-fc-v595", Some((6, 18))),
-            ("7.2.22 (Debian 1:7.2+dfsg-7)", Some((7, 2))),
-            ("6", None),
-            ("garbage", None),
-            ("", None),
-        ];
-        for (text, want) in table {
-            assert_eq!(major_minor(text), want, "{text}");
-        }
-        assert!(major_minor(&kernel_release()).is_some());
-    }
 
     #[test]
     fn first_line_needs_success_and_labelled_reads_both_streams() {
