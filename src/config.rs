@@ -16,7 +16,8 @@ pub struct Paths {
     pub binfmt_d_dir: PathBuf,
 }
 
-pub const DEFAULT_BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
+/// The mount point of binfmt_misc; defined once, by the kernel layer.
+pub const DEFAULT_BINFMT_MISC: &str = crate::kernel::DEFAULT_PATH;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/binfmtd";
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/binfmtd";
 pub const DEFAULT_BINFMT_D_DIR: &str = "/etc/binfmt.d";

@@ -1,7 +1,8 @@
 //! binfmtd: register, verify, keep and diagnose binfmt_misc handlers for foreign binaries.
 //!
 //! Data flows host detection → handler catalog → plan → kernel interface → doctor →
-//! D-Bus service → CLI; each stage is a module below.
+//! D-Bus service → CLI; each stage is a module below. Under all of them, `sys` holds the
+//! system plumbing (namespaces, helper processes, version queries) and imports none of them.
 
 pub mod catalog;
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod plan;
 pub mod privilege;
 pub mod probe;
 pub mod sandbox;
+pub mod sys;

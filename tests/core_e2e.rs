@@ -232,6 +232,30 @@ fn dry_run_prints_exact_lines_and_changes_nothing() {
     );
 }
 
+/// Debian's `aarch64-binfmt-P` refuses to run outside binfmt_misc; its version is its qemu's.
+#[test]
+fn p_wrapper_interpreter_shows_its_qemu_version() {
+    let wrapper = "/usr/libexec/qemu-binfmt/aarch64-binfmt-P";
+    if !Path::new(wrapper).exists() {
+        assert!(
+            !common::in_ci(),
+            "{wrapper} missing: install qemu-user-static"
+        );
+        eprintln!("SKIPPED: {wrapper} missing: install qemu-user-static");
+        return;
+    }
+    let env = Env::new();
+    let out = env.sandbox_sh("$BIN install aarch64 --preserve-argv0 --json");
+    assert!(out.status.success(), "install with P failed");
+    let d = docs(&out);
+    let h = handler(&d[0], "qemu-aarch64");
+    assert_eq!(h["interpreter"]["path"], wrapper, "{h}");
+    let version = h["interpreter"]["version"].as_str().unwrap_or_default();
+    assert!(version.starts_with("qemu-aarch64 version "), "{h}");
+    assert!(!version.contains("binfmt-misc"), "{h}");
+    assert_eq!(h["verify"]["probe"]["result"], "passed", "{h}");
+}
+
 #[test]
 fn persisted_files_reproduce_identical_entries_with_systemd_binfmt() {
     let sd = Path::new("/usr/lib/systemd/systemd-binfmt");

@@ -1,13 +1,17 @@
 //! Interpreter discovery: find a handler's interpreter, its version, and whether it is static.
 
 use super::{Handler, Translator};
-use crate::persist::cache::Cache;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long an interpreter asked for its version may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Name ending of Debian's wrappers for the P flag, e.g. `aarch64-binfmt-P`.
+const P_WRAPPER_SUFFIX: &str = "-binfmt-P";
 
 /// Directories searched after `$PATH` for bare interpreter names.
 pub const STANDARD_DIRS: &[&str] = &[
@@ -66,41 +70,13 @@ pub fn is_static(path: &Path) -> Option<bool> {
     check(&head).or_else(|| check(&std::fs::read(path).ok()?))
 }
 
-/// Runs a program and returns what it printed (stdout then stderr), killed after `secs`.
-pub fn run_for_output(path: &Path, args: &[&str], secs: u64) -> Option<String> {
-    let mut child = Command::new(path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > Duration::from_secs(secs) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(_) => return None,
-        }
-    }
-    let out = child.wait_with_output().ok()?;
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    Some(s)
-}
-
 /// The candidate paths for a handler, in order, given the search path.
 pub fn candidates(h: &Handler, search: &[PathBuf], preserve_argv0: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for c in &h.interpreters {
         // Debian's `ARCH-binfmt-P` links make qemu expect the extra argv[0] of the P flag;
         // they are right only with P, and preferred then.
-        let p_wrapper = c.ends_with("-binfmt-P");
+        let p_wrapper = c.ends_with(P_WRAPPER_SUFFIX);
         if p_wrapper != preserve_argv0 && h.translator == Translator::Qemu {
             continue;
         }
@@ -150,27 +126,54 @@ pub fn locate(h: &Handler, search: &[PathBuf], preserve_argv0: bool) -> Result<P
         })
 }
 
+fn is_p_wrapper(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(P_WRAPPER_SUFFIX))
+}
+
+/// The program to ask for `path`'s version. A Debian `ARCH-binfmt-P` wrapper refuses to
+/// run unless binfmt_misc starts it with the P flag ("has to be run using kernel
+/// binfmt-misc subsystem"); it is a link to a qemu, and that qemu answers for it. A wrapper
+/// that does not resolve to another name has no version to ask for: `None`.
+pub fn version_program(path: &Path) -> Option<PathBuf> {
+    if !is_p_wrapper(path) {
+        return Some(path.to_path_buf());
+    }
+    let target = std::fs::canonicalize(path).ok()?;
+    (!is_p_wrapper(&target)).then_some(target)
+}
+
+/// The version an interpreter reports, if it reports one: QEMU's line must carry a
+/// `version N.M`, so that no error message is ever taken for a version.
+pub fn query_version(path: &Path, translator: Translator) -> Option<String> {
+    let program = version_program(path)?;
+    match translator {
+        Translator::Qemu => {
+            crate::sys::version::first_line(&program, &["--version"], VERSION_TIMEOUT)
+                .filter(|l| qemu_version(l).is_some())
+        }
+        Translator::Fex | Translator::Box64 => {
+            crate::sys::version::first_line(&program, &["--version"], VERSION_TIMEOUT)
+        }
+        Translator::Rosetta => {
+            crate::sys::version::labelled(&program, &[], "version:", VERSION_TIMEOUT)
+        }
+    }
+}
+
 /// Asks an interpreter for its version and reads whether it is statically linked.
 pub fn inspect(path: PathBuf, translator: Translator) -> Interpreter {
-    let version = match translator {
-        Translator::Qemu | Translator::Fex | Translator::Box64 => {
-            run_for_output(&path, &["--version"], 2)
-                .and_then(|o| o.lines().next().map(|l| l.trim().to_string()))
-                .filter(|l| !l.is_empty())
-        }
-        Translator::Rosetta => run_for_output(&path, &[], 2).and_then(|o| {
-            o.lines().find_map(|l| {
-                l.trim()
-                    .strip_prefix("version:")
-                    .map(|v| v.trim().to_string())
-            })
-        }),
-    };
     Interpreter {
         static_linked: is_static(&path).unwrap_or(false),
+        version: query_version(&path, translator),
         path,
-        version,
     }
+}
+
+/// Interpreter facts remembered from earlier runs; the fact cache implements this.
+pub trait KnownInterpreters {
+    /// The remembered facts of the interpreter at `path`, if its file is unchanged since.
+    fn known(&self, path: &Path) -> Option<Interpreter>;
 }
 
 /// Finds and inspects one handler's interpreter, reusing cached facts for unchanged files.
@@ -178,11 +181,11 @@ pub fn discover(
     h: &Handler,
     search: &[PathBuf],
     preserve_argv0: bool,
-    cache: Option<&Cache>,
+    cache: Option<&dyn KnownInterpreters>,
 ) -> Result<Interpreter, Missing> {
     let path = locate(h, search, preserve_argv0)?;
     Ok(cache
-        .and_then(|c| c.interpreter(&path))
+        .and_then(|c| c.known(&path))
         .unwrap_or_else(|| inspect(path, h.translator)))
 }
 
@@ -192,7 +195,7 @@ pub fn discover_many(
     handlers: &[&Handler],
     search: &[PathBuf],
     preserve_argv0: bool,
-    cache: Option<&Cache>,
+    cache: Option<&dyn KnownInterpreters>,
 ) -> BTreeMap<String, Result<Interpreter, Missing>> {
     let mut out = BTreeMap::new();
     let mut todo = Vec::new();
@@ -201,7 +204,7 @@ pub fn discover_many(
             Err(m) => {
                 out.insert(h.name.clone(), Err(m));
             }
-            Ok(path) => match cache.and_then(|c| c.interpreter(&path)) {
+            Ok(path) => match cache.and_then(|c| c.known(&path)) {
                 Some(hit) => {
                     out.insert(h.name.clone(), Ok(hit));
                 }
@@ -226,7 +229,7 @@ pub fn discover_many(
 /// QEMU's version number from its `--version` line, e.g. (7, 2).
 pub fn qemu_version(line: &str) -> Option<(u32, u32)> {
     let rest = line.split("version ").nth(1)?;
-    crate::host::detect::kernel_version(rest)
+    crate::sys::release::major_minor(rest)
 }
 
 #[cfg(test)]
@@ -254,5 +257,81 @@ mod tests {
             Some((7, 2))
         );
         assert_eq!(qemu_version("nonsense"), None);
+    }
+
+    /// Writes an executable shell script.
+    fn script(path: &Path, body: &str) {
+        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn p_wrappers_answer_with_their_qemu_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let qemu = d.join("qemu-aarch64-static");
+        script(
+            &qemu,
+            "echo 'qemu-aarch64 version 9.1.3 (test)'; echo 'Copyright'",
+        );
+        // Debian's wrapper refuses to run unless binfmt_misc starts it.
+        let refusing =
+            "echo \"qemu: $0 has to be run using kernel binfmt-misc subsystem\" >&2; exit 1";
+        let copy = d.join("copy-binfmt-P");
+        script(&copy, refusing);
+        let error_on_stdout = d.join("qemu-error");
+        script(&error_on_stdout, "echo 'qemu: something is wrong'");
+        let failing_version = d.join("qemu-failing");
+        script(
+            &failing_version,
+            "echo 'qemu-aarch64 version 9.1.3'; exit 1",
+        );
+        std::os::unix::fs::symlink(&qemu, d.join("aarch64-binfmt-P")).unwrap();
+        std::os::unix::fs::symlink(&copy, d.join("other-binfmt-P")).unwrap();
+        let v = Some("qemu-aarch64 version 9.1.3 (test)");
+        // (interpreter, program asked, version shown)
+        let table: [(&str, Option<PathBuf>, Option<&str>); 7] = [
+            ("qemu-aarch64-static", Some(qemu.clone()), v),
+            ("aarch64-binfmt-P", Some(qemu.clone()), v),
+            ("copy-binfmt-P", None, None),
+            ("other-binfmt-P", None, None),
+            ("qemu-error", Some(error_on_stdout.clone()), None),
+            ("qemu-failing", Some(failing_version.clone()), None),
+            ("missing-binfmt-P", None, None),
+        ];
+        for (name, program, version) in table {
+            let path = d.join(name);
+            assert_eq!(version_program(&path), program, "{name}");
+            let i = inspect(path.clone(), Translator::Qemu);
+            assert_eq!(i.version.as_deref(), version, "{name}");
+            assert_eq!(i.path, path, "{name}");
+        }
+        // Rosetta prints its version line with a usage error: that one is kept.
+        let rosetta = d.join("rosetta");
+        script(
+            &rosetta,
+            "echo 'Usage: rosetta <x86_64 ELF>' >&2; echo 'version: Rosetta-332.1'; exit 1",
+        );
+        assert_eq!(
+            inspect(rosetta, Translator::Rosetta).version.as_deref(),
+            Some("Rosetta-332.1")
+        );
+    }
+
+    /// The real wrapper from Debian's qemu-user-static, where installed.
+    #[test]
+    fn debian_aarch64_binfmt_p_shows_its_qemu_version() {
+        let wrapper = Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P");
+        if !executable(wrapper) {
+            eprintln!(
+                "SKIPPED: {} is not installed (qemu-user-static)",
+                wrapper.display()
+            );
+            return;
+        }
+        let i = inspect(wrapper.to_path_buf(), Translator::Qemu);
+        let v = i.version.unwrap_or_default();
+        assert!(v.starts_with("qemu-aarch64 version "), "{v:?}");
+        assert!(!v.contains("binfmt-misc"), "{v:?}");
     }
 }

@@ -117,7 +117,7 @@ impl Backend for OpsBackend {
         let mut cache = self.ctx.cache();
         let host = self.ctx.host_with(&mut cache, true);
         let dctx = crate::doctor::context::DoctorContext::from_system(
-            &self.ctx.paths.binfmt_misc,
+            self.ctx.kernel.as_ref(),
             self.ctx.catalog.clone(),
             &host,
         );

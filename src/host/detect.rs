@@ -105,14 +105,6 @@ pub fn qemu_arch_of_uname(machine: &str) -> Option<&'static str> {
     })
 }
 
-/// Parses `6.18.44-foo` into (6, 18).
-pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
-    let mut it = release.split(|c: char| !c.is_ascii_digit());
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
 /// The x86-64 psABI level a CPU with these flags reaches.
 pub fn x86_64_level(flags: &[String]) -> u8 {
     let has = |names: &[&str]| names.iter().all(|n| flags.iter().any(|f| f == n));
@@ -236,7 +228,7 @@ pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
         .collect();
     native_platforms.sort();
     native_platforms.dedup();
-    let version = kernel_version(&facts.kernel_release);
+    let version = crate::sys::release::major_minor(&facts.kernel_release);
     HostReport {
         schema: "binfmtd.host/v1",
         machine: IsaNames {
@@ -251,7 +243,7 @@ pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
         kernel: KernelInfo {
             release: facts.kernel_release.clone(),
             version,
-            private_instances: version.is_some_and(|v| v >= (6, 7)),
+            private_instances: crate::sys::ns::has_private_instances(&facts.kernel_release),
         },
         page_size: facts.page_size,
         binfmt_misc: BinfmtInfo {
@@ -397,8 +389,6 @@ mod tests {
         ] {
             assert_eq!(qemu_arch_of_uname(m), q, "{m}");
         }
-        assert_eq!(kernel_version("6.7.0-rc1"), Some((6, 7)));
-        assert_eq!(kernel_version("garbage"), None);
         let flags = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
         let v2 = "cx16 lahf_lm popcnt pni sse4_1 sse4_2 ssse3";
         let v3 = format!("{v2} avx avx2 bmi1 bmi2 f16c fma abm movbe xsave");

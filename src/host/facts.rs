@@ -1,7 +1,9 @@
 //! Gathers raw host facts (uname, procfs, probes, Rosetta shares) without deciding anything.
 
+use crate::kernel::{Binfmt, KernelError, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where Apple's Rosetta share is mounted by the VM managers we know.
 pub const ROSETTA_SHARES: &[&str] = &[
@@ -10,6 +12,9 @@ pub const ROSETTA_SHARES: &[&str] = &[
     "/mnt",
     "/run/rosetta",
 ];
+
+/// How long a helper asked for its version may take.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One place Rosetta might be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,15 +121,8 @@ pub fn rosetta_facts() -> Vec<RosettaFact> {
         };
         let executable = meta.is_file() && meta.permissions().mode() & 0o111 != 0;
         let version = executable
-            .then(|| crate::catalog::discover::run_for_output(&path, &[], 2))
-            .flatten()
-            .and_then(|o| {
-                o.lines().find_map(|l| {
-                    l.trim()
-                        .strip_prefix("version:")
-                        .map(|v| v.trim().to_string())
-                })
-            });
+            .then(|| crate::sys::version::labelled(&path, &[], "version:", HELPER_TIMEOUT))
+            .flatten();
         out.push(RosettaFact {
             path,
             executable,
@@ -135,13 +133,91 @@ pub fn rosetta_facts() -> Vec<RosettaFact> {
     out
 }
 
-/// Reads every fact from the running system. Probes need a user namespace; when that fails,
-/// `native_probes` is `None` and `probe_error` says why.
-/// `cached_native` short-cuts the probes with results from earlier in this boot.
-pub fn gather(
-    binfmt_misc: &Path,
+/// Runs native probes. [`SystemProber`] executes them; tests substitute answers.
+pub trait NativeProber {
+    /// Every arch's probe in an empty private instance: (arch, ran), or why that failed.
+    fn private_instance(&self, arches: &[String]) -> Result<Vec<(String, bool)>, String>;
+    /// These arches' probes, run directly in the current instance: (arch, ran).
+    fn direct(&self, arches: &[String]) -> Vec<(String, bool)>;
+}
+
+/// Executes the probes on this machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemProber;
+
+impl NativeProber for SystemProber {
+    fn private_instance(&self, arches: &[String]) -> Result<Vec<(String, bool)>, String> {
+        crate::probe::native::run_native_probes(arches).map_err(|e| e.to_string())
+    }
+    fn direct(&self, arches: &[String]) -> Vec<(String, bool)> {
+        crate::probe::native::run_direct_probes(arches)
+    }
+}
+
+/// binfmt_misc as `snapshot` shows it: (mounted, status when mounted). A snapshot fails only
+/// while reading an instance that is mounted.
+pub fn binfmt_state(snapshot: &Result<Snapshot, KernelError>) -> (bool, Option<bool>) {
+    match snapshot {
+        Ok(s) => (s.mounted, s.mounted.then_some(s.enabled)),
+        Err(_) => (true, None),
+    }
+}
+
+/// The probe results of [`HostFacts`]; the fields mean the same there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeFacts {
+    pub native_probes: Option<Vec<(String, bool)>>,
+    pub host_probes: Vec<(String, bool)>,
+    pub probe_error: Option<String>,
+}
+
+/// The probe facts. Cached results win; else
+/// probes run in a private instance; failing that, only the arches no entry of `snapshot`
+/// would take are run directly.
+pub fn probe_facts(
+    snapshot: &Result<Snapshot, KernelError>,
     probe_arches: &[String],
     cached_native: Option<Vec<(String, bool)>>,
+    prober: &dyn NativeProber,
+) -> ProbeFacts {
+    let (native_probes, probe_error) = match cached_native {
+        Some(r) => (Some(r), None),
+        None => match prober.private_instance(probe_arches) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        },
+    };
+    let host_probes = if native_probes.is_none() {
+        let unhandled =
+            crate::probe::native::unhandled_arches(probe_arches, snapshot.as_ref().ok());
+        prober.direct(&unhandled)
+    } else {
+        Vec::new()
+    };
+    ProbeFacts {
+        native_probes,
+        host_probes,
+        probe_error,
+    }
+}
+
+/// Reads every fact from the running system; binfmt_misc through `kernel`. Probes need a
+/// user namespace; when that fails, `native_probes` is `None` and `probe_error` says why.
+/// `cached_native` short-cuts the probes with results from earlier in this boot.
+pub fn gather(
+    kernel: &dyn Binfmt,
+    probe_arches: &[String],
+    cached_native: Option<Vec<(String, bool)>>,
+) -> HostFacts {
+    gather_with(kernel, probe_arches, cached_native, &SystemProber)
+}
+
+/// [`gather`] with a chosen prober.
+pub fn gather_with(
+    kernel: &dyn Binfmt,
+    probe_arches: &[String],
+    cached_native: Option<Vec<(String, bool)>>,
+    prober: &dyn NativeProber,
 ) -> HostFacts {
     let uts = nix::sys::utsname::uname().ok();
     let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
@@ -154,39 +230,211 @@ pub fn gather(
         .flatten()
         .map(|v| v as u64)
         .unwrap_or(4096);
-    let mounted = crate::kernel::mount::is_binfmt_mount(binfmt_misc);
-    let binfmt_enabled = mounted
-        .then(|| std::fs::read_to_string(binfmt_misc.join("status")).ok())
-        .flatten()
-        .map(|s| s.trim() == "enabled");
+    let snapshot = kernel.snapshot();
+    let (binfmt_mounted, binfmt_enabled) = binfmt_state(&snapshot);
     let nested_userns = read("/proc/self/uid_map")
         .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
         .unwrap_or(false);
-    let (native_probes, probe_error) = match cached_native {
-        Some(r) => (Some(r), None),
-        None => match crate::probe::native::run_native_probes(probe_arches) {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(e.to_string())),
-        },
-    };
-    let host_probes = if native_probes.is_none() {
-        crate::probe::native::run_unhandled_probes(probe_arches, binfmt_misc)
-    } else {
-        Vec::new()
-    };
+    let probes = probe_facts(&snapshot, probe_arches, cached_native, prober);
     HostFacts {
         machine: field(|u| u.machine()),
         kernel_release: field(|u| u.release()),
         page_size,
         binfmt_supported: crate::kernel::mount::kernel_supports(),
-        binfmt_mounted: mounted,
+        binfmt_mounted,
         binfmt_enabled,
         container: container(),
         nested_userns,
         cpu_flags: cpu_flags(),
-        native_probes,
-        host_probes,
-        probe_error,
+        native_probes: probes.native_probes,
+        host_probes: probes.host_probes,
+        probe_error: probes.probe_error,
         rosetta: rosetta_facts(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{EntryAction, MemoryBinfmt, ProcBinfmt};
+    use std::cell::RefCell;
+
+    /// Answers as told and records which arches it was asked to run directly.
+    struct FakeProber {
+        private: Result<Vec<(String, bool)>, String>,
+        private_calls: RefCell<usize>,
+        direct_asked: RefCell<Vec<String>>,
+    }
+
+    impl FakeProber {
+        fn new(private: Result<Vec<(String, bool)>, String>) -> Self {
+            FakeProber {
+                private,
+                private_calls: RefCell::new(0),
+                direct_asked: RefCell::new(Vec::new()),
+            }
+        }
+    }
+
+    impl NativeProber for FakeProber {
+        fn private_instance(&self, _arches: &[String]) -> Result<Vec<(String, bool)>, String> {
+            *self.private_calls.borrow_mut() += 1;
+            self.private.clone()
+        }
+        fn direct(&self, arches: &[String]) -> Vec<(String, bool)> {
+            self.direct_asked.borrow_mut().extend_from_slice(arches);
+            arches.iter().map(|a| (a.clone(), a == "x86_64")).collect()
+        }
+    }
+
+    fn arches() -> Vec<String> {
+        ["aarch64", "arm", "riscv64", "x86_64"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// An in-memory instance with qemu-aarch64 registered.
+    fn with_aarch64() -> MemoryBinfmt {
+        let catalog = crate::catalog::Catalog::embedded().expect("embedded catalog");
+        let h = catalog.get("qemu-aarch64").expect("qemu-aarch64 handler");
+        let flags = h.default_flags().expect("valid flags");
+        let kernel = MemoryBinfmt::new(vec![]);
+        kernel
+            .register(&h.rule(Path::new("/usr/bin/qemu-aarch64-static"), flags))
+            .expect("register in memory");
+        kernel
+    }
+
+    fn disabled_entry() -> MemoryBinfmt {
+        let k = with_aarch64();
+        k.act("qemu-aarch64", EntryAction::Disable)
+            .expect("disable");
+        k
+    }
+
+    fn disabled_instance() -> MemoryBinfmt {
+        let k = with_aarch64();
+        k.set_enabled(false).expect("disable all");
+        k
+    }
+
+    #[test]
+    fn binfmt_state_comes_from_the_kernel_seam() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let unmounted = ProcBinfmt::new(empty.path());
+        let unreadable: Result<Snapshot, KernelError> =
+            Err(KernelError::NotMounted(PathBuf::from("/x")));
+        type Case = (
+            &'static str,
+            Result<Snapshot, KernelError>,
+            (bool, Option<bool>),
+        );
+        let table: [Case; 4] = [
+            ("enabled", with_aarch64().snapshot(), (true, Some(true))),
+            (
+                "disabled",
+                disabled_instance().snapshot(),
+                (true, Some(false)),
+            ),
+            ("not mounted", unmounted.snapshot(), (false, None)),
+            ("unreadable", unreadable, (true, None)),
+        ];
+        for (name, snapshot, want) in table {
+            assert_eq!(binfmt_state(&snapshot), want, "{name}");
+        }
+    }
+
+    type Results = Vec<(String, bool)>;
+    /// (case, instance, cached, private result, private runs, arches run directly)
+    type Case = (
+        &'static str,
+        MemoryBinfmt,
+        Option<Results>,
+        Result<Results, String>,
+        usize,
+        &'static [&'static str],
+    );
+
+    #[test]
+    fn probe_decisions_per_instance() {
+        let no_ns = || Err("user namespaces disabled".to_string());
+        const ALL: &[&str] = &["aarch64", "arm", "riscv64", "x86_64"];
+        let cached = Some(vec![("aarch64".to_string(), false)]);
+        let table: Vec<Case> = vec![
+            ("cached", with_aarch64(), cached.clone(), no_ns(), 0, &[]),
+            (
+                "private instance",
+                with_aarch64(),
+                None,
+                Ok(vec![("x86_64".into(), true)]),
+                1,
+                &[],
+            ),
+            (
+                "entry takes aarch64",
+                with_aarch64(),
+                None,
+                no_ns(),
+                1,
+                &["arm", "riscv64", "x86_64"],
+            ),
+            ("entry disabled", disabled_entry(), None, no_ns(), 1, ALL),
+            (
+                "instance disabled",
+                disabled_instance(),
+                None,
+                no_ns(),
+                1,
+                ALL,
+            ),
+            (
+                "empty instance",
+                MemoryBinfmt::new(vec![]),
+                None,
+                no_ns(),
+                1,
+                ALL,
+            ),
+        ];
+        for (case, kernel, cached, private, private_runs, direct) in table {
+            let prober = FakeProber::new(private.clone());
+            let got = probe_facts(&kernel.snapshot(), &arches(), cached.clone(), &prober);
+            assert_eq!(*prober.private_calls.borrow(), private_runs, "{case}");
+            assert_eq!(*prober.direct_asked.borrow(), direct, "{case}");
+            match (&cached, &private) {
+                (Some(c), _) => assert_eq!(got.native_probes.as_ref(), Some(c), "{case}"),
+                (None, Ok(r)) => assert_eq!(got.native_probes.as_ref(), Some(r), "{case}"),
+                (None, Err(e)) => {
+                    assert_eq!(got.native_probes, None, "{case}");
+                    assert_eq!(got.probe_error.as_ref(), Some(e), "{case}");
+                    let ran: Vec<&str> = got
+                        .host_probes
+                        .iter()
+                        .filter(|(_, r)| *r)
+                        .map(|(a, _)| a.as_str())
+                        .collect();
+                    assert_eq!(ran, ["x86_64"], "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gather_reads_binfmt_misc_through_the_seam() {
+        let prober = FakeProber::new(Err("no namespaces in this test".into()));
+        let facts = gather_with(&disabled_instance(), &arches(), None, &prober);
+        assert!(facts.binfmt_mounted);
+        assert_eq!(facts.binfmt_enabled, Some(false));
+        assert_eq!(
+            facts.probe_error.as_deref(),
+            Some("no namespaces in this test")
+        );
+        assert_eq!(facts.host_probes.len(), 4);
+        let report = crate::host::detect(
+            &facts,
+            &crate::catalog::Catalog::embedded().expect("catalog"),
+        );
+        assert_eq!(report.binfmt_misc.status, Some("disabled"));
+        assert!(!facts.machine.is_empty() && !facts.kernel_release.is_empty());
     }
 }

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 pub use procfs::ProcBinfmt;
 
+/// Where binfmt_misc is mounted unless configured otherwise (`BINFMTD_BINFMT_MISC`).
+pub const DEFAULT_PATH: &str = "/proc/sys/fs/binfmt_misc";
+
 /// What can go wrong talking to binfmt_misc; each message names the path and the remedy.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {

@@ -7,9 +7,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The default mount point of binfmt_misc.
-pub const DEFAULT_PATH: &str = "/proc/sys/fs/binfmt_misc";
-
 /// binfmt_misc at a (configurable) mount point.
 #[derive(Debug, Clone)]
 pub struct ProcBinfmt {

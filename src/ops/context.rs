@@ -90,7 +90,7 @@ impl Context {
         } else {
             None
         };
-        let facts = host::facts::gather(&self.paths.binfmt_misc, &arches, cached);
+        let facts = host::facts::gather(self.kernel.as_ref(), &arches, cached);
         if facts.native_probes.is_some() {
             cache.native = facts.native_probes.clone();
         }

@@ -1,13 +1,17 @@
 //! A cache of facts that only change with a reboot or a package upgrade: native probe results
 //! (keyed by boot id and kernel) and interpreter facts (keyed by file identity).
 
-use crate::catalog::discover::Interpreter;
+use crate::catalog::discover::{Interpreter, KnownInterpreters};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const CACHE_FILE: &str = "cache.json";
+
+/// Bumped whenever cached facts were computed wrongly before, so that they are recomputed:
+/// 2 = versions of Debian's `-binfmt-P` wrappers are their qemu's, no longer an error text.
+const FORMAT: u32 = 2;
 
 /// Identity of an interpreter file; any upgrade changes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +37,9 @@ impl FileId {
 /// The cached facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cache {
+    /// [`FORMAT`] when written; a cache of another format is discarded.
+    #[serde(default)]
+    pub format: u32,
     pub boot_id: String,
     pub kernel: String,
     /// Probe arches and their native results.
@@ -58,6 +65,7 @@ impl Cache {
     pub fn load(dir: Option<&Path>, kernel: &str) -> Cache {
         let id = boot_id();
         let fresh = Cache {
+            format: FORMAT,
             boot_id: id.clone(),
             kernel: kernel.to_string(),
             ..Default::default()
@@ -67,7 +75,14 @@ impl Cache {
             .ok()
             .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
         {
-            Some(c) if !id.is_empty() && c.boot_id == id && c.kernel == kernel => c,
+            Some(c)
+                if !id.is_empty()
+                    && c.format == FORMAT
+                    && c.boot_id == id
+                    && c.kernel == kernel =>
+            {
+                c
+            }
             _ => fresh,
         }
     }
@@ -100,5 +115,11 @@ impl Cache {
                 tracing::debug!("cannot write cache in {}: {e}", dir.display());
             }
         }
+    }
+}
+
+impl KnownInterpreters for Cache {
+    fn known(&self, path: &Path) -> Option<Interpreter> {
+        self.interpreter(path)
     }
 }

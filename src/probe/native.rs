@@ -1,6 +1,7 @@
 //! Decides which ISAs the CPU runs natively by executing probes with no binfmt_misc handlers.
 
 use super::run::{probe_many, ProbeOutcome, RunMode};
+use crate::kernel::{Binfmt, Snapshot};
 use std::time::Duration;
 
 /// Why native probing could not be done.
@@ -14,7 +15,7 @@ pub enum NativeProbeError {
 
 /// Runs every arch's probe in an empty private instance: (arch, runs natively).
 pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, NativeProbeError> {
-    crate::sandbox::ns::check_private_instance()
+    crate::sys::ns::check_private_instance()
         .map_err(|e| NativeProbeError::NoPrivateInstance(e.to_string()))?;
     let tmp = tempfile::Builder::new()
         .prefix("binfmtd-native-")
@@ -27,36 +28,38 @@ pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, Nativ
     let outcomes = probe_many(arches, tmp.path(), mode);
     // ENOEXEC is the answer "the CPU cannot run this"; any other exec failure means the
     // private instance itself could not be set up, and then no answer is an answer.
-    if let Some((_, o)) = outcomes.iter().find(
-        |(_, o)| matches!(o, ProbeOutcome::ExecFailed { errno, .. } if *errno != libc::ENOEXEC),
-    ) {
+    if let Some((_, o)) = outcomes.iter().find(|(_, o)| setup_failed(o)) {
         return Err(NativeProbeError::NoPrivateInstance(o.describe()));
     }
     Ok(outcomes.into_iter().map(|(a, o)| (a, o.passed())).collect())
 }
 
-/// Runs, directly in the current instance, the probes of the ISAs that no enabled entry
-/// would take: whatever runs then runs on the CPU itself. Arches some entry would take are
-/// left out (their answer would be the emulator's). Used when private instances are not
-/// available (e.g. under the daemon's RestrictNamespaces=).
-pub fn run_unhandled_probes(
-    arches: &[String],
-    binfmt_misc: &std::path::Path,
-) -> Vec<(String, bool)> {
-    use crate::kernel::Binfmt;
-    let snap = crate::kernel::ProcBinfmt::new(binfmt_misc).snapshot().ok();
-    let unhandled: Vec<String> = arches
+/// An exec failure other than ENOEXEC: the probe never reached the CPU or a handler.
+fn setup_failed(o: &ProbeOutcome) -> bool {
+    matches!(o, ProbeOutcome::ExecFailed { errno, .. } if *errno != libc::ENOEXEC)
+}
+
+/// The arches whose probe no enabled entry of `snapshot` would take: run directly, only the
+/// CPU itself can run them. Without a snapshot (unreadable instance) every arch with a
+/// probe counts; a disabled instance takes nothing.
+pub fn unhandled_arches(arches: &[String], snapshot: Option<&Snapshot>) -> Vec<String> {
+    arches
         .iter()
         .filter(|a| {
             let Some(bytes) = super::exit_program(a, super::run::PROBE_EXIT_CODE) else {
                 return false;
             };
-            snap.as_ref().is_none_or(|s| {
+            snapshot.is_none_or(|s| {
                 crate::kernel::codec::winner(&s.entries, s.enabled, &bytes, Some("probe")).is_none()
             })
         })
         .cloned()
-        .collect();
+        .collect()
+}
+
+/// Runs these probes directly in the current instance: (arch, ran). Probes that could not
+/// be executed at all are left out.
+pub fn run_direct_probes(arches: &[String]) -> Vec<(String, bool)> {
     let Ok(tmp) = tempfile::Builder::new().prefix("binfmtd-native-").tempdir() else {
         return Vec::new();
     };
@@ -65,9 +68,18 @@ pub fn run_unhandled_probes(
         empty_instance: false,
         timeout: Duration::from_secs(5),
     };
-    probe_many(&unhandled, tmp.path(), mode)
+    probe_many(arches, tmp.path(), mode)
         .into_iter()
-        .filter(|(_, o)| !matches!(o, ProbeOutcome::ExecFailed { errno, .. } if *errno != libc::ENOEXEC))
+        .filter(|(_, o)| !setup_failed(o))
         .map(|(a, o)| (a, o.passed()))
         .collect()
+}
+
+/// Runs, directly in `kernel`'s instance, the probes of the ISAs that no enabled entry
+/// would take: whatever runs then runs on the CPU itself. Arches some entry would take are
+/// left out (their answer would be the emulator's). Used when private instances are not
+/// available (e.g. under the daemon's RestrictNamespaces=).
+pub fn run_unhandled_probes(arches: &[String], kernel: &dyn Binfmt) -> Vec<(String, bool)> {
+    let snapshot = kernel.snapshot().ok();
+    run_direct_probes(&unhandled_arches(arches, snapshot.as_ref()))
 }

@@ -1,11 +1,13 @@
 //! Runs a probe program: from an empty directory, chrooted where possible, with a timeout.
 
+use crate::sys::exec::{wait_timeout, PreExec, Waited};
 use serde::Serialize;
+use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The exit code every probe is built to return.
 pub const PROBE_EXIT_CODE: u8 = 42;
@@ -82,6 +84,43 @@ fn signal_name(sig: i32) -> String {
         .unwrap_or_else(|_| format!("signal {sig}"))
 }
 
+/// What the exit status of a probe means.
+fn classify(status: std::process::ExitStatus) -> ProbeOutcome {
+    match (status.code(), status.signal()) {
+        (Some(c), _) if c == i32::from(PROBE_EXIT_CODE) => ProbeOutcome::Passed,
+        (Some(code), _) => ProbeOutcome::WrongExit { code },
+        (None, Some(signal)) => ProbeOutcome::Signal {
+            signal,
+            name: signal_name(signal),
+        },
+        (None, None) => ProbeOutcome::WrongExit { code: -1 },
+    }
+}
+
+fn exec_failed(e: &std::io::Error) -> ProbeOutcome {
+    ProbeOutcome::ExecFailed {
+        errno: e.raw_os_error().unwrap_or(0),
+        error: e.to_string(),
+    }
+}
+
+/// The child's set-up for `mode`: an empty private instance, a chroot into `dir`.
+fn pre_exec(dir: &Path, mode: RunMode) -> std::io::Result<PreExec> {
+    let c_string = |bytes: &[u8]| {
+        CString::new(bytes).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    Ok(PreExec {
+        empty_binfmt_instance: mode
+            .empty_instance
+            .then(|| c_string(crate::kernel::DEFAULT_PATH.as_bytes()))
+            .transpose()?,
+        chroot: mode
+            .chroot
+            .then(|| c_string(dir.as_os_str().as_encoded_bytes()))
+            .transpose()?,
+    })
+}
+
 /// Executes `dir/probe` and classifies the result.
 pub fn execute(dir: &Path, mode: RunMode) -> ProbeOutcome {
     let mut cmd = if mode.chroot {
@@ -93,68 +132,20 @@ pub fn execute(dir: &Path, mode: RunMode) -> ProbeOutcome {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd.env_clear();
-    let root = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok();
-    let (chroot, empty) = (mode.chroot, mode.empty_instance);
-    // SAFETY: the closure runs in the forked child before exec and only makes raw
-    // system calls (unshare, mount, chroot, chdir) on data prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if empty {
-                crate::sandbox::ns::enter_empty_instance_raw()?;
-            }
-            if chroot {
-                let Some(root) = root.as_ref() else {
-                    return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-                };
-                if libc::chroot(root.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+    match pre_exec(dir, mode) {
+        Ok(p) => p.install(&mut cmd),
+        Err(e) => return exec_failed(&e),
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            return ProbeOutcome::ExecFailed {
-                errno: e.raw_os_error().unwrap_or(0),
-                error: e.to_string(),
-            }
-        }
+        Err(e) => return exec_failed(&e),
     };
-    let start = Instant::now();
-    let mut nap = Duration::from_micros(200);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                return match (status.code(), status.signal()) {
-                    (Some(c), _) if c == i32::from(PROBE_EXIT_CODE) => ProbeOutcome::Passed,
-                    (Some(code), _) => ProbeOutcome::WrongExit { code },
-                    (None, Some(signal)) => ProbeOutcome::Signal {
-                        signal,
-                        name: signal_name(signal),
-                    },
-                    (None, None) => ProbeOutcome::WrongExit { code: -1 },
-                }
-            }
-            Ok(None) if start.elapsed() > mode.timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return ProbeOutcome::Timeout {
-                    seconds: mode.timeout.as_secs(),
-                };
-            }
-            Ok(None) => {
-                std::thread::sleep(nap);
-                nap = (nap * 2).min(Duration::from_millis(5));
-            }
-            Err(e) => {
-                return ProbeOutcome::ExecFailed {
-                    errno: e.raw_os_error().unwrap_or(0),
-                    error: e.to_string(),
-                }
-            }
-        }
+    match wait_timeout(&mut child, mode.timeout) {
+        Ok(Waited::Exited(status)) => classify(status),
+        Ok(Waited::TimedOut) => ProbeOutcome::Timeout {
+            seconds: mode.timeout.as_secs(),
+        },
+        Err(e) => exec_failed(&e),
     }
 }
 

@@ -1,10 +1,9 @@
 //! Rootless sandbox: a private binfmt_misc instance with handlers installed, then CMD.
 
-pub mod ns;
-
 use crate::engine::{self, InstallOptions, InstallReport, InstallRequest, Origin, Status};
 use crate::ops::{self, Context};
 use crate::persist::StateStore;
+use crate::sys::ns;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

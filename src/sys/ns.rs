@@ -1,7 +1,8 @@
-//! User + mount namespace primitives for private binfmt_misc instances (Linux 6.7+).
+//! User + mount namespaces and private binfmt_misc instances (one per user namespace, Linux 6.7+).
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
+use std::ffi::CStr;
 use std::path::Path;
 
 /// Why a private binfmt_misc instance cannot be had.
@@ -26,14 +27,18 @@ pub enum NsError {
     Propagation(nix::errno::Errno),
 }
 
-/// Checks the kernel version for private instances.
+/// True when a kernel of this release gives each user namespace its own binfmt_misc.
+pub fn has_private_instances(release: &str) -> bool {
+    super::release::major_minor(release).is_some_and(|v| v >= (6, 7))
+}
+
+/// Checks that the running kernel gives private instances.
 pub fn check_private_instance() -> Result<(), NsError> {
-    let release = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match crate::host::detect::kernel_version(&release) {
-        Some(v) if v >= (6, 7) => Ok(()),
-        _ => Err(NsError::KernelTooOld { release }),
+    let release = super::release::kernel_release();
+    if has_private_instances(&release) {
+        Ok(())
+    } else {
+        Err(NsError::KernelTooOld { release })
     }
 }
 
@@ -76,9 +81,9 @@ pub fn mount_private_instance(path: &Path) -> Result<(), NsError> {
 }
 
 /// For use between fork and exec: new user + mount namespace with an empty binfmt_misc
-/// instance at the default path. Only raw system calls; no allocation.
-pub fn enter_empty_instance_raw() -> std::io::Result<()> {
-    // SAFETY: plain system calls with static, NUL-terminated arguments.
+/// instance mounted at `binfmt_misc`. Only raw system calls; no allocation.
+pub fn enter_empty_instance_raw(binfmt_misc: &CStr) -> std::io::Result<()> {
+    // SAFETY: plain system calls with NUL-terminated arguments that outlive them.
     unsafe {
         if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
             return Err(std::io::Error::last_os_error());
@@ -95,7 +100,7 @@ pub fn enter_empty_instance_raw() -> std::io::Result<()> {
         }
         if libc::mount(
             c"binfmt_misc".as_ptr(),
-            c"/proc/sys/fs/binfmt_misc".as_ptr(),
+            binfmt_misc.as_ptr(),
             c"binfmt_misc".as_ptr(),
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             std::ptr::null(),
@@ -105,4 +110,23 @@ pub fn enter_empty_instance_raw() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_instances_start_with_linux_6_7() {
+        for (release, want) in [
+            ("6.7.0-rc1", true),
+            ("6.18.44-fc-v595", true),
+            ("7.0", true),
+            ("6.6.30", false),
+            ("5.15.0-generic", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(has_private_instances(release), want, "{release}");
+        }
+    }
 }
