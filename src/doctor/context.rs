@@ -95,6 +95,9 @@ mod tests {
         fn set_enabled(&self, _: bool) -> Result<(), KernelError> {
             unreachable!("doctor never changes the status")
         }
+        fn ensure_mounted(&self) -> Result<bool, KernelError> {
+            unreachable!("doctor never mounts")
+        }
     }
 
     fn arm64_host(catalog: &Catalog) -> crate::host::HostReport {
