@@ -146,6 +146,16 @@ fn a_repeated_install_is_answered_without_the_backend() {
     assert_eq!(fake.installs.load(Ordering::SeqCst), 3);
 }
 
+/// Waits (bounded) until `n` Doctor slots are free.
+async fn settle(service: &Service, n: usize) {
+    for _ in 0..200 {
+        if service.doctor_slots.available_permits() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[test]
 fn doctor_slots_stay_taken_until_the_worker_ends() {
     let fake = Arc::new(Fake::default());

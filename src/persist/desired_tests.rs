@@ -118,7 +118,7 @@ fn files_layer_in_name_order_and_record_round_trips() {
     )
     .unwrap();
     std::fs::create_dir(dir.path().join(DROPIN_DIR)).unwrap();
-    std::fs::write(dir.path().join("config.d/20-b.toml"), "flags = \"FC\"\n").unwrap();
+    std::fs::write(dir.path().join("config.d/20-b.toml"), "flags = \"OPF\"\n").unwrap();
     std::fs::write(
         dir.path().join("config.d/10-a.toml"),
         "platforms = [\"linux/riscv64\"]\nflags = \"P\"\n",
