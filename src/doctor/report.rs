@@ -272,6 +272,7 @@ pub fn render_human(r: &Report, color: bool) -> String {
     }
     if let Some(run) = &r.run {
         let _ = writeln!(o, "\nRun: {}", run.describe());
+        let _ = writeln!(o, "  ran as: {}", run.identity.note);
         for line in run.stderr_tail.iter() {
             let _ = writeln!(o, "  {}", p.dim(&format!("stderr| {line}")));
         }
