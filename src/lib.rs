@@ -19,3 +19,4 @@ pub mod plan;
 pub mod privilege;
 pub mod probe;
 pub mod sandbox;
+pub mod text;

@@ -326,3 +326,62 @@ fn run_never_runs_the_program_as_root() {
     assert_eq!(v["run"]["identity"]["kind"], "namespace-root", "{v}");
     assert_eq!(v["run"]["stderr_tail"][0], "0", "{v}");
 }
+
+/// Replaces every occurrence of `from` in `bytes` with `to` (same length).
+fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) -> usize {
+    assert_eq!(from.len(), to.len());
+    let mut n = 0;
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            n += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// A hostile root's file name, PT_INTERP and DT_NEEDED with ESC sequences and newlines reach
+/// doctor's text output escaped, never raw; JSON keeps the exact strings.
+#[test]
+fn text_output_escapes_control_characters_from_files() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "evil\x1b[31mRED\nFORGED-LINE";
+    std::fs::write(dir.join(name), "no shebang here\n").unwrap();
+    let r = root.path().to_str().unwrap();
+    let inner = format!("/bin/{name}");
+    let mut cases = vec![inner.clone()];
+    if common::require_tool("aarch64-linux-gnu-gcc") {
+        let mut elf = std::fs::read(common::cross_bins().join("hello-aarch64-dynamic")).unwrap();
+        assert!(patch(&mut elf, b"ld-linux", b"\x1b[2J\nFOR") > 0);
+        assert!(patch(&mut elf, b"libc.so.6", b"\x1b]0;\nFORG") > 0);
+        let p = dir.join("hello");
+        std::fs::write(&p, elf).unwrap();
+        std::fs::set_permissions(
+            &p,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+        )
+        .unwrap();
+        cases.push("/bin/hello".into());
+    }
+    for path in &cases {
+        let o = doctor(&["--root", r, path]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(!out.contains('\x1b'), "raw ESC in {out:?}");
+        assert!(
+            !out.lines().any(|l| l.starts_with("FOR")),
+            "a file-derived newline started a line: {out:?}"
+        );
+        assert!(out.contains("\\x1b"), "{out}");
+        assert!(out.contains("\\n"), "{out}");
+        let o = doctor(&["--json", "--root", r, path]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["subjects"][0]["path"], path.as_str());
+    }
+}
