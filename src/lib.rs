@@ -22,3 +22,4 @@ pub mod privilege;
 pub mod probe;
 pub mod sandbox;
 pub mod sys;
+pub mod text;

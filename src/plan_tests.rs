@@ -127,7 +127,7 @@ fn install_planning_table() {
         "qemu-aarch64",
         "qemu-aarch64",
         "/usr/bin/qemu-aarch64-static",
-        "FC",
+        "F",
     );
     let debian = entry_for(
         &c,
@@ -150,7 +150,7 @@ fn install_planning_table() {
         "qemu-aarch64",
         "qemu-aarch64",
         "/usr/bin/qemu-aarch64-static",
-        "F",
+        "CF",
     );
     let rosetta_foreign = entry_for(&c, "rosetta", "rosetta", "/mnt/lima-rosetta/rosetta", "CF");
     let python = Entry {
@@ -380,7 +380,15 @@ fn flag_policy() {
     let c = catalog();
     let h = c.get("qemu-aarch64").unwrap();
     let table = [
-        (InstallPolicy::default(), "CF"),
+        // The default never includes C (see docs/security.md).
+        (InstallPolicy::default(), "F"),
+        (
+            InstallPolicy {
+                credentials: Some(true),
+                ..Default::default()
+            },
+            "CF",
+        ),
         (
             InstallPolicy {
                 credentials: Some(false),
@@ -393,7 +401,14 @@ fn flag_policy() {
                 preserve_argv0: Some(true),
                 ..Default::default()
             },
-            "PCF",
+            "PF",
+        ),
+        (
+            InstallPolicy {
+                flags: Some(Flags::parse("OPF").unwrap()),
+                ..Default::default()
+            },
+            "POF",
         ),
         (
             InstallPolicy {
@@ -416,7 +431,7 @@ fn entry_planning_never_touches_foreign_entries() {
         "qemu-riscv64",
         "qemu-riscv64",
         "/usr/bin/qemu-riscv64-static",
-        "FC",
+        "F",
     );
     let debian = entry_for(
         &c,

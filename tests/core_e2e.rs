@@ -128,7 +128,7 @@ fn install_all_then_foreign_binaries_run() {
     assert_eq!(a64["owner"], "binfmtd");
     assert_eq!(a64["wins"], true);
     assert_eq!(a64["platform"], "linux/arm64");
-    assert_eq!(a64["flags"], "OCF");
+    assert_eq!(a64["flags"], "F");
 }
 
 #[test]

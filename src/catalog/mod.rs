@@ -43,7 +43,7 @@ pub struct Handler {
     pub mask: Option<String>,
     /// Candidate interpreters: bare names are looked up in `$PATH` and standard directories.
     pub interpreters: Vec<String>,
-    /// Default flags, e.g. `FC`.
+    /// Default flags, e.g. `F`.
     #[serde(default)]
     pub flags: String,
     /// Free-form remark shown by `status`.
@@ -353,6 +353,31 @@ mod tests {
                 .handlers
                 .values()
                 .any(|h| h.translator == t && h.arch == "x86_64"));
+        }
+    }
+
+    /// No handler gets C by default (a setuid foreign binary would run its translator as
+    /// root under the caller's environment; docs/security.md); qemu gets exactly F.
+    #[test]
+    fn default_flags_never_include_credentials() {
+        let c = Catalog::embedded().unwrap();
+        let table = [
+            ("qemu-aarch64", "F"),
+            ("qemu-riscv64", "F"),
+            ("rosetta", "F"),
+            ("fex-x86_64", "POF"),
+            ("box64", ""),
+        ];
+        for (name, want) in table {
+            let h = c.get(name).unwrap();
+            assert_eq!(h.default_flags().unwrap().to_string(), want, "{name}");
+        }
+        for h in c.handlers.values() {
+            let f = h.default_flags().unwrap();
+            assert!(!f.credentials, "{} defaults to C", h.name);
+            if h.translator == Translator::Qemu {
+                assert_eq!(f.to_string(), "F", "{}", h.name);
+            }
         }
     }
 

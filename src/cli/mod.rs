@@ -149,10 +149,12 @@ pub struct InstallArgs {
 /// Flag and conflict policy options.
 #[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
-    /// Exact flags for every handler (subset of POCF), replacing the defaults.
+    /// Exact flags for every handler (subset of POCF), replacing the defaults (`OPF`: Debian's).
     #[arg(long, value_name = "FLAGS")]
     pub flags: Option<String>,
-    /// Set the C flag (credentials from the binary: setuid/sudo work).
+    /// Set the C flag (credentials from the binary: setuid/sudo work, but every setuid foreign
+    /// binary then runs the translator as root under the caller's environment; off by default,
+    /// see docs/security.md).
     #[arg(long, overrides_with = "no_credentials")]
     pub credentials: bool,
     /// Clear the C flag.

@@ -4,10 +4,12 @@ use crate::engine::{EntriesReport, HandlerResult, InstallReport};
 use crate::host::HostReport;
 use crate::ops::{PlatformsReport, StatusReport};
 use crate::plan::Action;
+use crate::text::{term, term_of};
 use std::fmt::Write;
 
-fn or_dash(s: Option<&str>) -> &str {
-    s.unwrap_or("-")
+/// The string with control characters escaped, or `-` when absent.
+fn or_dash(s: Option<&str>) -> std::borrow::Cow<'_, str> {
+    s.map_or(std::borrow::Cow::Borrowed("-"), term)
 }
 
 pub fn host(r: &HostReport) -> String {
@@ -33,7 +35,7 @@ pub fn host(r: &HostReport) -> String {
     );
     let _ = writeln!(o, "native platforms: {}", r.native_platforms.join(", "));
     if let Some(e) = &r.probe_error {
-        let _ = writeln!(o, "probe note:     {e}");
+        let _ = writeln!(o, "probe note:     {}", term(e));
     }
     let _ = writeln!(
         o,
@@ -63,7 +65,7 @@ pub fn host(r: &HostReport) -> String {
     let _ = writeln!(
         o,
         "container:      {}",
-        r.container.as_deref().unwrap_or("no")
+        term(r.container.as_deref().unwrap_or("no"))
     );
     let _ = writeln!(
         o,
@@ -91,11 +93,11 @@ pub fn host(r: &HostReport) -> String {
                 or_dash(ro.path.as_deref()),
                 ro.version
                     .as_ref()
-                    .map(|v| format!(", {v}"))
+                    .map(|v| format!(", {}", term(v)))
                     .unwrap_or_default(),
                 ro.note
                     .as_ref()
-                    .map(|n| format!(" ({n})"))
+                    .map(|n| format!(" ({})", term(n)))
                     .unwrap_or_default()
             )
         }
@@ -103,7 +105,12 @@ pub fn host(r: &HostReport) -> String {
     o
 }
 
+/// What happened to a handler, escaped for the terminal.
 fn action_text(h: &HandlerResult) -> String {
+    term(&action_words(h)).into_owned()
+}
+
+fn action_words(h: &HandlerResult) -> String {
     match &h.plan.action {
         Action::Register => "registered".into(),
         Action::Replace { remove } => format!("replaced {}", remove.join(", ")),
@@ -127,7 +134,7 @@ pub fn install(r: &InstallReport) -> String {
         let _ = writeln!(
             o,
             "# dry run: these lines would be written to {}/register",
-            r.binfmt_misc
+            term(&r.binfmt_misc)
         );
         for h in &r.handlers {
             if let (Some(line), true) = (
@@ -136,10 +143,11 @@ pub fn install(r: &InstallReport) -> String {
             ) {
                 if let Action::Replace { remove } = &h.plan.action {
                     for name in remove {
-                        let _ = writeln!(o, "# remove {name}: echo -1 > {}/{name}", r.binfmt_misc);
+                        let (name, dir) = (term(name), term(&r.binfmt_misc));
+                        let _ = writeln!(o, "# remove {name}: echo -1 > {dir}/{name}");
                     }
                 }
-                let _ = writeln!(o, "{line}");
+                let _ = writeln!(o, "{}", term(line));
             }
         }
     }
@@ -159,18 +167,18 @@ pub fn install(r: &InstallReport) -> String {
         };
         let mut line = format!(
             "{mark} {:<18} {:<16} {}",
-            h.plan.handler,
-            h.plan.platform,
+            term(&h.plan.handler),
+            term(&h.plan.platform),
             action_text(h)
         );
         if let Some(i) = &h.plan.interpreter {
             let _ = write!(
                 line,
                 " [{}{}]",
-                i.path.display(),
+                term_of(i.path.display()),
                 i.version
                     .as_ref()
-                    .map(|v| format!(", {v}"))
+                    .map(|v| format!(", {}", term(v)))
                     .unwrap_or_default()
             );
         }
@@ -179,16 +187,16 @@ pub fn install(r: &InstallReport) -> String {
                 let _ = write!(
                     line,
                     "; {}{}",
-                    p.describe(),
+                    term(&p.describe()),
                     if v.chrooted { " (chrooted)" } else { "" }
                 );
             }
         }
         if let Some(e) = &h.error {
-            let _ = write!(line, "\n     error: {e}");
+            let _ = write!(line, "\n     error: {}", term_of(e));
         }
         for w in &h.plan.warnings {
-            let _ = write!(line, "\n     warning: {w}");
+            let _ = write!(line, "\n     warning: {}", term(w));
         }
         let _ = writeln!(o, "{line}");
     }
@@ -198,7 +206,7 @@ pub fn install(r: &InstallReport) -> String {
         .filter(|h| matches!(h.plan.action, Action::SkipUnavailable { .. }))
         .count();
     for w in &r.warnings {
-        let _ = writeln!(o, "warning: {w}");
+        let _ = writeln!(o, "warning: {}", term(w));
     }
     let ok = r
         .handlers
@@ -239,7 +247,7 @@ pub fn entries(r: &EntriesReport) -> String {
         let _ = writeln!(
             o,
             "{mark} {:<20} {}{}",
-            e.decision.name,
+            term(&e.decision.name),
             if r.dry_run {
                 format!("would be {what}")
             } else {
@@ -247,7 +255,7 @@ pub fn entries(r: &EntriesReport) -> String {
             },
             e.error
                 .as_ref()
-                .map(|x| format!("\n     error: {x}"))
+                .map(|x| format!("\n     error: {}", term_of(x)))
                 .unwrap_or_default()
         );
     }
@@ -255,7 +263,7 @@ pub fn entries(r: &EntriesReport) -> String {
         let _ = writeln!(o, "nothing to {}", r.operation);
     }
     for w in &r.warnings {
-        let _ = writeln!(o, "warning: {w}");
+        let _ = writeln!(o, "warning: {}", term(w));
     }
     o
 }
@@ -272,7 +280,10 @@ pub fn remote(r: &crate::cli::remote::RemoteReport) -> String {
         let _ = writeln!(
             o,
             "{mark} {:<18} {:<16} {}: {}",
-            i.handler, i.platform, i.outcome, i.message
+            term(&i.handler),
+            term(&i.platform),
+            term(&i.outcome),
+            term(&i.message)
         );
     }
     o
@@ -284,19 +295,19 @@ pub fn status(r: &StatusReport) -> String {
         let _ = writeln!(
             o,
             "changes go: {} ({}{})",
-            route.via,
-            route.reason,
+            term_of(route.via),
+            term_of(&route.reason),
             route
                 .daemon_version
                 .as_ref()
-                .map(|v| format!(", daemon {v}"))
+                .map(|v| format!(", daemon {}", term(v)))
                 .unwrap_or_default()
         );
     }
     let _ = writeln!(
         o,
         "binfmt_misc at {}: {}",
-        r.binfmt_misc,
+        term(&r.binfmt_misc),
         if !r.mounted {
             "not mounted"
         } else if r.enabled {
@@ -316,14 +327,14 @@ pub fn status(r: &StatusReport) -> String {
         let wins = if e.wins {
             "yes".to_string()
         } else if let Some(by) = &e.shadowed_by {
-            format!("no ({by})")
+            format!("no ({})", term(by))
         } else {
             "-".to_string()
         };
         let _ = writeln!(
             o,
             "{:<22} {:<9} {:<16} {:<6} {:<6} {:<10} {}",
-            e.entry.name,
+            term(&e.entry.name),
             if e.entry.enabled {
                 "enabled"
             } else {
@@ -332,30 +343,30 @@ pub fn status(r: &StatusReport) -> String {
             or_dash(e.platform.as_deref()),
             e.entry.flags.to_string(),
             wins,
-            e.owner,
-            e.entry.interpreter.display()
+            term_of(&e.owner),
+            term_of(e.entry.interpreter.display())
         );
     }
     for (n, why) in &r.unreadable {
-        let _ = writeln!(o, "unreadable entry {n}: {why}");
+        let _ = writeln!(o, "unreadable entry {}: {}", term(n), term(why));
     }
     for w in &r.warnings {
-        let _ = writeln!(o, "warning: {w}");
+        let _ = writeln!(o, "warning: {}", term(w));
     }
     o
 }
 
 pub fn platforms(r: &PlatformsReport) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{}", r.platforms.join(", "));
+    let _ = writeln!(o, "{}", term(&r.platforms.join(", ")));
     for b in &r.broken {
         let _ = writeln!(
             o,
             "broken: {} via {} ({}): {}",
-            b.platform,
+            term(&b.platform),
             or_dash(b.handler.as_deref()),
             or_dash(b.interpreter.as_deref()),
-            b.probe.as_ref().map(|p| p.describe()).unwrap_or_default()
+            term(&b.probe.as_ref().map(|p| p.describe()).unwrap_or_default())
         );
     }
     o
@@ -376,11 +387,11 @@ pub fn known(r: &crate::ops::status::KnownReport) -> String {
         let _ = writeln!(
             o,
             "{:<18} {:<8} {:<13} {:<28} {}",
-            h.handler,
+            term(&h.handler),
             t,
-            h.arch,
-            h.platforms.join(","),
-            h.aliases.join(",")
+            term(&h.arch),
+            term(&h.platforms.join(",")),
+            term(&h.aliases.join(","))
         );
     }
     o

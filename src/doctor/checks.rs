@@ -464,7 +464,8 @@ fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
                 .about(&w.name)
                 .with("mode", format!("{:o}", m.mode))
                 .with("entry flags", w.flags)
-                .fix(format!("binfmtd install {} --credentials --force", w.name)),
+                .with("risk of C", "every user who can reach a setuid foreign binary runs the interpreter as root, and the interpreter obeys that user's environment (QEMU_LOG_FILENAME creates root-owned files, QEMU_LD_PREFIX changes what root loads)")
+                .fix(format!("only where every user who can run it is trusted with root: binfmtd install {} --credentials --force (see docs/security.md); otherwise run the program as root directly", w.name)),
         );
     }
     let base = s.path.rsplit('/').next().unwrap_or("");

@@ -118,7 +118,7 @@ impl Case {
             root_is_host: true,
         }
     }
-    fn ids(&self) -> Vec<&'static str> {
+    fn findings(&self) -> Vec<Finding> {
         let v = View {
             snapshot: &self.snap,
             host: &self.host,
@@ -127,7 +127,10 @@ impl Case {
             root_is_host: self.root_is_host,
             root_name: "/r",
         };
-        check(&self.s, &v).iter().map(|f| f.id.as_str()).collect()
+        check(&self.s, &v)
+    }
+    fn ids(&self) -> Vec<&'static str> {
+        self.findings().iter().map(|f| f.id.as_str()).collect()
     }
 }
 
@@ -205,6 +208,24 @@ fn interpreter_states() {
     i.exists = false;
     c.root_is_host = false;
     assert_eq!(c.ids(), ["handler-needs-fix-binary"]);
+}
+
+/// The fix for a setuid program under an entry without C states what C costs.
+#[test]
+fn setuid_fix_states_the_risk_of_credentials() {
+    let c = Case::new(subject("/bin/sudo", &aarch64_static(), 0o4755));
+    let f = c.findings();
+    let f = f
+        .iter()
+        .find(|f| f.id == Id::SetuidNeedsCredentials)
+        .unwrap();
+    let fix = f.fix.as_deref().unwrap();
+    assert!(fix.contains("--credentials"), "{fix}");
+    assert!(fix.contains("docs/security.md"), "{fix}");
+    assert!(fix.contains("trusted with root"), "{fix}");
+    let risk = f.evidence.iter().find(|e| e.label == "risk of C").unwrap();
+    assert!(risk.value.contains("as root"), "{}", risk.value);
+    assert!(risk.value.contains("QEMU_"), "{}", risk.value);
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod libs;
 pub mod report;
 pub mod rootfs;
 pub mod run;
+pub mod runas;
 pub mod scan;
 pub mod sniff;
 pub mod syscalls;
@@ -327,6 +328,7 @@ fn execute_run(
         timeout: std::time::Duration::from_secs(args.timeout),
         env: vec![],
         host_arch: &session.ctx.host.arch,
+        identity: runas::for_this_process(),
     };
     let mut outcome = run::run(&spec);
     let hung = matches!(

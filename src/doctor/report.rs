@@ -4,6 +4,7 @@ use super::context::HostFacts;
 use super::elf::{ElfFacts, Linkage};
 use super::findings::{Finding, FindingId, Severity};
 use super::run::RunOutcome;
+use crate::text::term;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -271,14 +272,15 @@ pub fn render_human(r: &Report, color: bool) -> String {
         }
     }
     if let Some(run) = &r.run {
-        let _ = writeln!(o, "\nRun: {}", run.describe());
+        let _ = writeln!(o, "\nRun: {}", term(&run.describe()));
+        let _ = writeln!(o, "  ran as: {}", term(&run.identity.note));
         for line in run.stderr_tail.iter() {
-            let _ = writeln!(o, "  {}", p.dim(&format!("stderr| {line}")));
+            let _ = writeln!(o, "  {}", p.dim(&format!("stderr| {}", term(line))));
         }
         if !run.guest_syscalls.is_empty() {
             let _ = writeln!(o, "  last guest syscalls (QEMU_STRACE):");
             for line in &run.guest_syscalls {
-                let _ = writeln!(o, "    {line}");
+                let _ = writeln!(o, "    {}", term(line));
             }
         }
     }
@@ -294,9 +296,9 @@ pub fn render_human(r: &Report, color: bool) -> String {
 }
 
 fn render_subject(r: &Report, s: &SubjectReport, p: &Paint, o: &mut String) {
-    let _ = writeln!(o, "{} (root {})", s.path, r.root);
+    let _ = writeln!(o, "{} (root {})", term(&s.path), term(&r.root));
     for (i, c) in s.script_chain.iter().enumerate() {
-        let _ = writeln!(o, "  {}script {c} -> interpreter", "  ".repeat(i));
+        let _ = writeln!(o, "  {}script {} -> interpreter", "  ".repeat(i), term(c));
     }
     if let Some(id) = &s.identity {
         let mut line = format!("{}-bit {}-endian {}", id.class, id.endianness, id.machine);
@@ -311,21 +313,22 @@ fn render_subject(r: &Report, s: &SubjectReport, p: &Paint, o: &mut String) {
             line += &format!(", {pl}");
         }
         line += if id.native { ", native" } else { ", foreign" };
-        let _ = writeln!(o, "  {line}");
+        let _ = writeln!(o, "  {}", term(&line));
         if let Some(i) = &id.interpreter {
             let _ = writeln!(
                 o,
-                "  loader {i}; needs {}",
+                "  loader {}; needs {}",
+                term(i),
                 if id.needed.is_empty() {
                     "no libraries".to_string()
                 } else {
-                    id.needed.join(", ")
+                    term(&id.needed.join(", ")).into_owned()
                 }
             );
         }
     }
     if let Some(h) = &s.handler {
-        let _ = writeln!(o, "  handler: binfmt_misc entry {h}");
+        let _ = writeln!(o, "  handler: binfmt_misc entry {}", term(h));
     }
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
         let list: Vec<&Finding> = s.findings.iter().filter(|f| f.severity == sev).collect();
@@ -334,12 +337,13 @@ fn render_subject(r: &Report, s: &SubjectReport, p: &Paint, o: &mut String) {
         }
         let _ = writeln!(o, "\n{}", p.sev(sev, heading(sev)));
         for f in list {
-            let _ = writeln!(o, "  [{}] {}", p.sev(sev, f.id.as_str()), f.message);
+            let _ = writeln!(o, "  [{}] {}", p.sev(sev, f.id.as_str()), term(&f.message));
             for e in &f.evidence {
-                let _ = writeln!(o, "      {}", p.dim(&format!("{}: {}", e.label, e.value)));
+                let ev = format!("{}: {}", term(&e.label), term(&e.value));
+                let _ = writeln!(o, "      {}", p.dim(&ev));
             }
             if let Some(fix) = &f.fix {
-                let _ = writeln!(o, "      fix: {fix}");
+                let _ = writeln!(o, "      fix: {}", term(fix));
             }
         }
     }
@@ -350,7 +354,9 @@ fn render_scan(r: &Report, p: &Paint, o: &mut String) {
     let _ = writeln!(
         o,
         "Scanned {} files under {}: {} ELF files.",
-        s.files, r.root, s.elf
+        s.files,
+        term(&r.root),
+        s.elf
     );
     let _ = writeln!(
         o,
@@ -367,22 +373,19 @@ fn render_scan(r: &Report, p: &Paint, o: &mut String) {
             let what = g
                 .subject
                 .as_deref()
-                .map(|x| format!(" {x}"))
+                .map(|x| format!(" {}", term(x)))
                 .unwrap_or_default();
             let _ = writeln!(
                 o,
                 "  {} x [{}]{what}: {}",
                 g.count,
                 p.sev(sev, g.id.as_str()),
-                g.message
+                term(&g.message)
             );
-            let _ = writeln!(
-                o,
-                "      {}",
-                p.dim(&format!("e.g. {}", g.examples.join(", ")))
-            );
+            let examples = term(&g.examples.join(", ")).into_owned();
+            let _ = writeln!(o, "      {}", p.dim(&format!("e.g. {examples}")));
             if let Some(fix) = &g.fix {
-                let _ = writeln!(o, "      fix: {fix}");
+                let _ = writeln!(o, "      fix: {}", term(fix));
             }
         }
     }

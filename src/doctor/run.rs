@@ -2,6 +2,7 @@
 //! its exit and stderr to findings, and classify a hang from /proc task states and syscalls.
 
 use super::findings::{Finding, FindingId as Id};
+use super::runas::{IdentityKind, RunIdentity};
 use super::syscalls::{self, SyscallState};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -39,6 +40,8 @@ pub enum RunStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunOutcome {
     pub command: Vec<String>,
+    /// Who the program ran as: never the host's root.
+    pub identity: RunIdentity,
     pub status: RunStatus,
     pub elapsed_ms: u64,
     pub stderr_tail: Vec<String>,
@@ -81,12 +84,49 @@ pub struct RunSpec<'a> {
     pub timeout: Duration,
     pub env: Vec<(String, String)>,
     pub host_arch: &'a str,
+    /// Who to run it as ([`super::runas::for_this_process`]).
+    pub identity: RunIdentity,
 }
 
 /// Runs once and classifies the outcome.
 pub fn run(spec: &RunSpec<'_>) -> RunOutcome {
     let mut command = vec![spec.path.to_string()];
     command.extend(spec.args.iter().cloned());
+    let failed = |error: String| RunOutcome {
+        command: command.clone(),
+        identity: spec.identity.clone(),
+        status: RunStatus::ExecFailed { error },
+        elapsed_ms: 0,
+        stderr_tail: vec![],
+        threads: vec![],
+        guest_syscalls: vec![],
+    };
+    if spec.identity.kind == IdentityKind::Refused {
+        return failed(spec.identity.note.clone());
+    }
+    let start = Instant::now();
+    let mut child = match command_for(spec).spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(e.to_string()),
+    };
+    let reader = child.stderr.take().map(stderr_tail_reader);
+    let (status, threads) = wait_classified(&mut child, spec, start);
+    let elapsed_ms = start.elapsed().as_millis() as u64;
+    let stderr_tail = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    RunOutcome {
+        command,
+        identity: spec.identity.clone(),
+        status,
+        elapsed_ms,
+        stderr_tail,
+        threads,
+        guest_syscalls: vec![],
+    }
+}
+
+/// The command: stdin and stdout closed, stderr piped, its own process group, chrooted into
+/// a root that is not `/`, and switched to nobody when the caller is root.
+fn command_for(spec: &RunSpec<'_>) -> Command {
     let mut cmd = Command::new(spec.path);
     cmd.args(spec.args)
         .stdin(Stdio::null())
@@ -96,64 +136,68 @@ pub fn run(spec: &RunSpec<'_>) -> RunOutcome {
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
-    if !spec.root_is_host {
+    let drop_root = spec.identity.drops_root();
+    let chroot = (!spec.root_is_host).then(|| {
         let root =
             std::ffi::CString::new(spec.root.as_os_str().as_encoded_bytes()).unwrap_or_default();
         let uid_map = format!("0 {} 1", nix::unistd::geteuid());
         let gid_map = format!("0 {} 1", nix::unistd::getegid());
-        let root_user = nix::unistd::geteuid().is_root();
-        // SAFETY: runs in the forked child before exec; only async-signal-safe libc calls.
-        unsafe {
-            cmd.pre_exec(move || enter_root(&root, root_user, &uid_map, &gid_map));
-        }
-    }
-    let start = Instant::now();
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return RunOutcome {
-                command,
-                status: RunStatus::ExecFailed {
-                    error: e.to_string(),
-                },
-                elapsed_ms: 0,
-                stderr_tail: vec![],
-                threads: vec![],
-                guest_syscalls: vec![],
-            }
-        }
-    };
-    let pid = child.id();
-    let reader = child.stderr.take().map(|mut err| {
-        std::thread::spawn(move || {
-            let mut tail: VecDeque<String> = VecDeque::new();
-            let mut buf = [0u8; 8192];
-            let mut partial = Vec::new();
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                partial.extend_from_slice(&buf[..n]);
-                while let Some(i) = partial.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = partial.drain(..=i).collect();
-                    tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
-                    if tail.len() > TAIL {
-                        tail.pop_front();
-                    }
-                }
-                partial.truncate(4096);
-            }
-            if !partial.is_empty() {
-                tail.push_back(String::from_utf8_lossy(&partial).trim_end().to_string());
-            }
-            tail.into_iter().collect::<Vec<_>>()
-        })
+        (root, uid_map, gid_map)
     });
-    let mut threads = vec![];
-    let status = loop {
+    let root_user = nix::unistd::geteuid().is_root();
+    // SAFETY: runs in the forked child before exec; only async-signal-safe libc calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some((root, uid_map, gid_map)) = &chroot {
+                enter_root(root, root_user, uid_map, gid_map)?;
+            }
+            if drop_root {
+                super::runas::drop_to_nobody()?;
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Collects the last [`TAIL`] lines of the child's stderr on a thread.
+fn stderr_tail_reader(mut err: std::process::ChildStderr) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut tail: VecDeque<String> = VecDeque::new();
+        let mut buf = [0u8; 8192];
+        let mut partial = Vec::new();
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            partial.extend_from_slice(&buf[..n]);
+            while let Some(i) = partial.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=i).collect();
+                tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                if tail.len() > TAIL {
+                    tail.pop_front();
+                }
+            }
+            partial.truncate(4096);
+        }
+        if !partial.is_empty() {
+            tail.push_back(String::from_utf8_lossy(&partial).trim_end().to_string());
+        }
+        tail.into_iter().collect::<Vec<_>>()
+    })
+}
+
+/// Waits for the child until the timeout; a hung child is classified, then killed.
+fn wait_classified(
+    child: &mut std::process::Child,
+    spec: &RunSpec<'_>,
+    start: Instant,
+) -> (RunStatus, Vec<ThreadState>) {
+    let pid = child.id();
+    loop {
         match child.try_wait() {
             Ok(Some(st)) => {
-                break match (st.code(), st.signal()) {
+                let status = match (st.code(), st.signal()) {
                     (Some(code), _) => RunStatus::Exited { code },
                     (_, Some(sig)) => RunStatus::Signaled {
                         signal: nix::sys::signal::Signal::try_from(sig)
@@ -161,35 +205,24 @@ pub fn run(spec: &RunSpec<'_>) -> RunOutcome {
                             .unwrap_or_else(|_| format!("signal {sig}")),
                     },
                     _ => RunStatus::Exited { code: -1 },
-                }
+                };
+                return (status, vec![]);
             }
             Ok(None) if start.elapsed() >= spec.timeout => {
-                let (st, th) = classify_hang(pid, spec.host_arch);
-                threads = th;
+                let classified = classify_hang(pid, spec.host_arch);
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
                 let _ = child.wait();
-                break st;
+                return classified;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => {
-                break RunStatus::ExecFailed {
-                    error: e.to_string(),
-                }
+                let error = e.to_string();
+                return (RunStatus::ExecFailed { error }, vec![]);
             }
         }
-    };
-    let elapsed_ms = start.elapsed().as_millis() as u64;
-    let stderr_tail = reader.and_then(|r| r.join().ok()).unwrap_or_default();
-    RunOutcome {
-        command,
-        status,
-        elapsed_ms,
-        stderr_tail,
-        threads,
-        guest_syscalls: vec![],
     }
 }
 
@@ -324,6 +357,10 @@ pub fn findings(o: &RunOutcome) -> Vec<Finding> {
     }
     for line in &o.stderr_tail {
         if let Some(f) = stderr_finding(line) {
+            // Dropped to nobody with no_new_privs, setuid cannot work whatever the flags.
+            if f.id == Id::SetuidNeedsCredentials && o.identity.drops_root() {
+                continue;
+            }
             out.push(f.with("observed", line));
         }
     }
@@ -409,6 +446,7 @@ mod tests {
             timeout: Duration::from_secs(secs),
             env: vec![],
             host_arch: "x86_64",
+            identity: crate::doctor::runas::for_this_process(),
         }
     }
 

@@ -23,7 +23,7 @@ pub struct Flags {
 pub struct UnknownFlag(pub char);
 
 impl Flags {
-    /// Parses a flag string such as `"OCF"` or `"FC"` (order and case do not matter).
+    /// Parses a flag string such as `"OCF"` or `"F"` (order and case do not matter).
     pub fn parse(s: &str) -> Result<Self, UnknownFlag> {
         let mut f = Flags::default();
         for c in s.chars() {
