@@ -138,13 +138,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(r.exit_code())
         }
         Command::Daemon(a) => {
-            crate::daemon::run_blocking(crate::daemon::DaemonOptions {
-                bus_address: a.bus_address.clone(),
+            let front: Option<Box<dyn crate::daemon::Front>> = match a.no_bus {
+                true => None,
+                false => Some(Box::new(crate::dbus::serve::BusFront::new(
+                    a.bus_address.clone(),
+                ))),
+            };
+            let opts = crate::daemon::DaemonOptions {
                 paths: cli.global.paths(),
                 safety_interval: a.check_interval.map(std::time::Duration::from_secs),
                 skip_caps: false,
-                no_bus: a.no_bus,
-            })?;
+            };
+            crate::daemon::run_blocking(opts, front)?;
             Ok(exit::OK)
         }
         Command::Uninstall(a) => entries(&cli, a, EntryOp::Remove),

@@ -1,5 +1,6 @@
-//! `binfmtd daemon`: the D-Bus system service that applies the desired state at start and
-//! repairs drift of the entries it owns.
+//! `binfmtd daemon`: keeps the desired state (applied at start, on SIGHUP and on drift) through
+//! the engine, and serves it through a transport-neutral [`Front`] (D-Bus, wired in by the
+//! CLI from the D-Bus adapter, or none with `--no-bus`).
 
 pub mod backend;
 pub mod caps;
@@ -8,20 +9,29 @@ pub mod service;
 pub mod watch;
 
 use crate::config::Paths;
-use crate::dbus::auth::{Authorizer, BusAuthorizer};
-use crate::dbus::interface::Manager;
-use crate::dbus::{BUS_NAME, OBJECT_PATH};
 use backend::Backend;
-use service::Service;
+use service::{Change, Service};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A boxed future, as the [`Front`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A front's own error (it names the bus and the remedy).
+pub type FrontError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What serves the daemon to clients: connects before the first reconcile (so a broken
+/// transport fails the start), serves after it, and announces changes.
+pub trait Front: Send {
+    fn connect(&mut self) -> BoxFuture<'_, Result<(), FrontError>>;
+    fn serve(&mut self, service: Arc<Service>) -> BoxFuture<'_, Result<(), FrontError>>;
+    fn announce(&self, change: Change) -> BoxFuture<'_, ()>;
+}
 
 /// What `binfmtd daemon` needs from the command line.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
-    /// `--bus-address ADDRESS`: a D-Bus address instead of the system bus. Without it the
-    /// system bus is used, and `DBUS_SYSTEM_BUS_ADDRESS` is honoured.
-    pub bus_address: Option<String>,
     /// Every path (binfmt_misc, state, config with `binfmtd.toml` + `config.d/`, binfmt.d),
     /// from the CLI's global path options.
     pub paths: Paths,
@@ -30,9 +40,6 @@ pub struct DaemonOptions {
     /// Do not require or drop capabilities: only for in-process tests in a user namespace,
     /// where the kernel, not capabilities, decides. No command-line option sets it.
     pub skip_caps: bool,
-    /// `--no-bus`: keep the desired state and repair drift without serving D-Bus (containers
-    /// and Kubernetes nodes without a system bus).
-    pub no_bus: bool,
 }
 
 /// Why the daemon stopped or could not start; each says what to do.
@@ -42,18 +49,8 @@ pub enum DaemonError {
     Caps(#[from] caps::CapsError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("cannot connect to the D-Bus {bus}: {source}; check that dbus is running (or set DBUS_SYSTEM_BUS_ADDRESS / --bus-address)")]
-    Connect {
-        bus: String,
-        #[source]
-        source: zbus::Error,
-    },
-    #[error("cannot own the bus name {BUS_NAME} on the {bus}: {source}; is another binfmtd running, and is packaging/dbus-1/system.d/org.binfmtd1.conf installed (only root may own the name)?")]
-    Name {
-        bus: String,
-        #[source]
-        source: zbus::Error,
-    },
+    #[error("{0}")]
+    Front(FrontError),
     #[error("cannot set up the daemon: {0}")]
     Setup(String),
     #[error("{0}; the daemon did not start: fix the file and start it again")]
@@ -69,84 +66,80 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
 }
 
 /// Builds the runtime the daemon is tuned for and runs [`run`] on it: one thread for all
-/// D-Bus and event handling, at most two blocking threads for the core operations, which
-/// exit after a second idle (so the idle daemon is one sleeping thread). `binfmtd daemon`
-/// calls this.
-pub fn run_blocking(opts: DaemonOptions) -> Result<(), DaemonError> {
+/// client and event handling, at most two blocking threads for the engine, which exit after
+/// a second idle (so the idle daemon is one sleeping thread). `binfmtd daemon` calls this.
+pub fn run_blocking(opts: DaemonOptions, front: Option<Box<dyn Front>>) -> Result<(), DaemonError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(2)
         .thread_keep_alive(Duration::from_secs(1))
         .build()
         .map_err(DaemonError::Runtime)?
-        .block_on(run(opts))
+        .block_on(run(opts, front))
 }
 
-/// Runs the daemon with the real core operations until SIGTERM/SIGINT.
-pub async fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+/// Runs the daemon with the real engine until SIGTERM/SIGINT.
+pub async fn run(opts: DaemonOptions, front: Option<Box<dyn Front>>) -> Result<(), DaemonError> {
     // A config the daemon cannot read (an unknown key, a typo) stops it before it acts.
     crate::persist::desired::Config::load(&opts.paths.config_dir)?;
     let backend = ops_backend::OpsBackend::new(opts.paths.clone())
         .map_err(|e| DaemonError::Setup(e.to_string()))?;
-    run_with(opts, Arc::new(backend)).await
+    run_with(opts, Arc::new(backend), front).await
 }
 
-/// Runs the daemon on a given backend (tests substitute it).
-pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<(), DaemonError> {
+/// Runs the daemon on a given backend (tests substitute it) behind an optional front.
+pub async fn run_with(
+    opts: DaemonOptions,
+    backend: Arc<dyn Backend>,
+    mut front: Option<Box<dyn Front>>,
+) -> Result<(), DaemonError> {
     crate::logging::init("info");
     if !opts.skip_caps {
         caps::check_and_drop()?;
     }
-    let bus = opts
-        .bus_address
-        .clone()
-        .unwrap_or_else(|| "system bus".into());
-    let connection = if opts.no_bus {
-        None
-    } else {
-        let builder = match &opts.bus_address {
-            Some(address) => zbus::connection::Builder::address(address.as_str()),
-            None => zbus::connection::Builder::system(),
-        };
-        Some(
-            builder
-                .build()
-                .await
-                .map_err(|source| DaemonError::Connect {
-                    bus: bus.clone(),
-                    source,
-                })?,
-        )
-    };
-    let engine = Arc::new(Service::new(backend));
+    if let Some(f) = front.as_mut() {
+        f.connect().await.map_err(DaemonError::Front)?;
+    }
+    let service = Arc::new(Service::new(backend));
     // Watch before the first reconcile so nothing between the two goes unnoticed.
     let mut watcher = watch::Watcher::new(&opts.paths.binfmt_misc, opts.safety_interval);
-    if let Err(e) = engine.reconcile("start").await {
-        tracing::warn!("initial apply of the desired state failed: {e:?}");
+    if let Err(e) = service.reconcile("start").await {
+        tracing::warn!("initial apply of the desired state failed: {e}");
     }
-    let iface = match &connection {
-        Some(connection) => Some(serve(connection, &engine, &bus).await?),
-        None => {
-            tracing::info!(
-                watching = watcher.watching(),
-                "keeping the desired state without D-Bus (--no-bus)"
-            );
-            None
-        }
-    };
+    match front.as_mut() {
+        Some(f) => f
+            .serve(Arc::clone(&service))
+            .await
+            .map_err(DaemonError::Front)?,
+        None => tracing::info!(
+            watching = watcher.watching(),
+            "keeping the desired state without D-Bus (--no-bus)"
+        ),
+    }
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("keeping binfmt_misc handlers registered"),
     ]);
+    keep(&service, &mut watcher, front.as_deref()).await?;
+    notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("stopping");
+    Ok(())
+}
 
+/// The loop: reconcile on every drift trigger and SIGHUP, announce what changed.
+async fn keep(
+    service: &Service,
+    watcher: &mut watch::Watcher,
+    front: Option<&dyn Front>,
+) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     loop {
         let why = tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
                 "SIGHUP (reload)"
@@ -156,51 +149,17 @@ pub async fn run_with(opts: DaemonOptions, backend: Arc<dyn Backend>) -> Result<
                 trigger.as_str()
             }
         };
-        match engine.reconcile(why).await {
+        match service.reconcile(why).await {
             Ok((_, change)) if change.any() => {
-                if let Some(iface) = &iface {
-                    let manager = iface.get().await;
-                    if let Err(e) = manager.announce(change, iface.signal_emitter()).await {
-                        tracing::warn!("cannot emit change signals: {e}");
-                    }
+                if let Some(f) = front {
+                    f.announce(change).await;
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!("reconcile after {why} failed: {e:?}"),
+            Err(e) => tracing::warn!("reconcile after {why} failed: {e}"),
         }
         if why.starts_with("SIGHUP") {
             notify(&[sd_notify::NotifyState::Ready]);
         }
     }
-    notify(&[sd_notify::NotifyState::Stopping]);
-    tracing::info!("stopping");
-    Ok(())
-}
-
-/// Serves the Manager object and takes the well-known name.
-async fn serve(
-    connection: &zbus::Connection,
-    engine: &Arc<Service>,
-    bus: &str,
-) -> Result<zbus::object_server::InterfaceRef<Manager>, DaemonError> {
-    let auth: Arc<dyn Authorizer> = Arc::new(BusAuthorizer::new(connection.clone()));
-    connection
-        .object_server()
-        .at(OBJECT_PATH, Manager::new(Arc::clone(engine), auth))
-        .await
-        .map_err(|e| DaemonError::Setup(format!("cannot serve {OBJECT_PATH}: {e}")))?;
-    connection
-        .request_name(BUS_NAME)
-        .await
-        .map_err(|source| DaemonError::Name {
-            bus: bus.to_string(),
-            source,
-        })?;
-    let iface = connection
-        .object_server()
-        .interface::<_, Manager>(OBJECT_PATH)
-        .await
-        .map_err(|e| DaemonError::Setup(e.to_string()))?;
-    tracing::info!("serving {BUS_NAME} at {OBJECT_PATH} on the {bus}");
-    Ok(iface)
 }

@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod errors;
 pub mod interface;
 pub mod proxy;
+pub mod serve;
 pub mod types;
 
 /// Well-known bus name the daemon owns.
