@@ -64,18 +64,6 @@ fn malformed_dropin_exits_2_naming_the_file() {
             assert!(!text(&o).contains("panicked"), "{}", text(&o));
         }
     }
-    // The codec's refusal names the delimiter, newline and NUL explicitly.
-    let cfg = config_with_dropin("colon.toml", cases[2].1);
-    let o = binfmtd(&[
-        "platforms",
-        "--known",
-        "--config-dir",
-        config_arg(cfg.path()),
-    ]);
-    let out = text(&o);
-    for named in ["contains ':'", "newline", "NUL"] {
-        assert!(out.contains(named), "{named}: {out}");
-    }
     // doctor reads the catalog too: 2 (usage/I-O), never 1 ("problems found").
     let cfg = config_with_dropin("broken.toml", "name = \"broken\n");
     let o = binfmtd(&[
@@ -86,4 +74,39 @@ fn malformed_dropin_exits_2_naming_the_file() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("broken.toml"), "{}", text(&o));
+}
+
+/// A drop-in handler name with capitals was listed by `platforms --known` but unknown to
+/// `install`; it is now refused at load (exit 2) with the file and the rule.
+#[test]
+fn dropin_name_with_capitals_is_refused_at_load() {
+    let body = "name = \"My-Qemu\"\ntranslator = \"qemu\"\narch = \"mine\"\nfamily = \"mine\"\nmagic = '\\x7f\\x45\\x4c\\x46'\ninterpreters = [\"/usr/bin/true\"]\nflags = \"F\"\n";
+    let cfg = config_with_dropin("mine.toml", body);
+    for args in [
+        &["platforms", "--known"][..],
+        &["install", "--dry-run", "my-qemu"][..],
+    ] {
+        let mut a = args.to_vec();
+        a.extend(["--config-dir", config_arg(cfg.path())]);
+        let o = binfmtd(&a);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {out}");
+        for want in [
+            "mine.toml",
+            "\"My-Qemu\"",
+            "lowercase letters, digits, '-', '_' and '.'",
+        ] {
+            assert!(out.contains(want), "{args:?}: {want}: {out}");
+        }
+    }
+    // The same handler named in lowercase is listed.
+    let cfg = config_with_dropin("mine.toml", &body.replace("My-Qemu", "my-qemu"));
+    let o = binfmtd(&[
+        "platforms",
+        "--known",
+        "--config-dir",
+        config_arg(cfg.path()),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("my-qemu"), "{}", text(&o));
 }

@@ -72,6 +72,7 @@ impl Handler {
             reason,
         };
         let h: Handler = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        check_words(&h).map_err(invalid)?;
         let m = h.matcher().map_err(invalid)?;
         crate::kernel::codec::encode(&Rule {
             name: h.name.clone(),
@@ -139,6 +140,35 @@ impl Handler {
                 .iter()
                 .any(|p| p == word || platform_base(p) == word)
     }
+}
+
+/// The handler name rule: what users type is lowercased before lookup, so a name, alias or
+/// platform with capitals could be listed but never selected.
+fn check_words(h: &Handler) -> Result<(), String> {
+    let name_ok = !h.name.is_empty()
+        && h.name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
+    if !name_ok {
+        return Err(format!(
+            "handler name {:?} is not allowed: use only lowercase letters, digits, '-', '_' and '.' (e.g. {:?})",
+            h.name,
+            h.name.to_ascii_lowercase()
+        ));
+    }
+    if let Some(w) = h
+        .aliases
+        .iter()
+        .chain(&h.platforms)
+        .find(|w| w.chars().any(|c| c.is_uppercase()))
+    {
+        return Err(format!(
+            "alias or platform {w:?} of handler {:?} has capitals; names are matched lowercased, so write {:?}",
+            h.name,
+            w.to_lowercase()
+        ));
+    }
+    Ok(())
 }
 
 /// `linux/arm/v7` -> `linux/arm`.
@@ -382,6 +412,39 @@ mod tests {
     }
 
     #[test]
+    fn handler_names_must_be_selectable() {
+        let text = |name: &str, alias: &str| {
+            format!(
+                "name = \"{name}\"\ntranslator = \"qemu\"\narch = \"x\"\nfamily = \"x\"\naliases = [\"{alias}\"]\nmagic = '\\x7f'\ninterpreters = [\"/usr/bin/x\"]\n"
+            )
+        };
+        let table = [
+            ("qemu-foo", "foo", None),
+            ("my_box64.v2", "bar-1", None),
+            (
+                "Qemu-Foo",
+                "foo",
+                Some("lowercase letters, digits, '-', '_' and '.'"),
+            ),
+            ("qemu foo", "foo", Some("not allowed")),
+            ("qemu+foo", "foo", Some("not allowed")),
+            ("", "foo", Some("not allowed")),
+            ("qemu-foo", "Foo", Some("has capitals")),
+        ];
+        for (name, alias, err) in table {
+            let got = Handler::from_toml("d.toml", &text(name, alias));
+            match (got, err) {
+                (Ok(_), None) => {}
+                (Err(e), Some(want)) => {
+                    let e = e.to_string();
+                    assert!(e.contains(want) && e.contains("d.toml"), "{name}: {e}");
+                }
+                (got, want) => panic!("{name}/{alias}: {got:?}, wanted {want:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn selection_accepts_every_naming_scheme() {
         let c = Catalog::embedded().unwrap();
         let table = [
@@ -435,10 +498,19 @@ mod tests {
         assert_eq!(c.get("qemu-riscv64").unwrap().interpreters, h.interpreters);
         // Same file name, another handler name: the embedded fex.toml handler is replaced.
         let mut fex = base.get("fex-x86_64").unwrap().clone();
-        fex.name = "FEX-x86_64".into();
+        fex.name = "fex-emu-x86_64".into();
         std::fs::write(dir.path().join("fex.toml"), toml::to_string(&fex).unwrap()).unwrap();
         let c = Catalog::load(Some(dir.path())).unwrap();
-        assert!(c.get("fex-x86_64").is_none() && c.get("FEX-x86_64").is_some());
+        assert!(c.get("fex-x86_64").is_none() && c.get("fex-emu-x86_64").is_some());
+        // A name with capitals would be listed but never selectable: refused at load.
+        fex.name = "FEX-x86_64".into();
+        std::fs::write(dir.path().join("fex.toml"), toml::to_string(&fex).unwrap()).unwrap();
+        let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            e.contains("fex.toml") && e.contains("\"FEX-x86_64\""),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("fex.toml")).unwrap();
         std::fs::write(dir.path().join("bad.toml"), "name = 1").unwrap();
         let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
         assert!(e.contains("bad.toml"), "{e}");
