@@ -1,4 +1,5 @@
-//! The `binfmtd` binary's error paths end to end: bad configuration exits 2 naming the file.
+//! The `binfmtd` binary's error paths end to end: bad configuration exits 2 naming the file,
+//! a closed stdout ends quietly, non-UTF-8 arguments are refused cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -109,4 +110,115 @@ fn dropin_name_with_capitals_is_refused_at_load() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("my-qemu"), "{}", text(&o));
+}
+
+/// Runs binfmtd with stdout a pipe whose reader is already closed: every write gets EPIPE.
+fn with_closed_stdout(args: &[&std::ffi::OsStr]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(common::binfmtd_bin())
+        .args(args)
+        .env("BINFMTD_BINFMT_MISC", "/nonexistent-binfmt-misc")
+        .env("BINFMTD_NO_DAEMON", "1")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// A reader that goes away (`| true`, `| head -c1`) ends binfmtd quietly with the command's
+/// own exit code, never with a panic.
+#[test]
+fn closed_stdout_is_a_quiet_exit() {
+    let cases: [(&[&str], i32); 6] = [
+        (&["platforms", "--known", "--json"], 0),
+        (&["platforms", "--known"], 0),
+        (&["status"], 0),
+        (&["status", "--json"], 0),
+        (&["doctor", "/bin/true"], 0),
+        (&["doctor", "/nonexistent-program"], 1),
+    ];
+    for (args, code) in cases {
+        let a: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        let o = with_closed_stdout(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    }
+    // The same through a shell pipeline, as users type it.
+    let b = common::binfmtd_bin();
+    for pipeline in [
+        format!("{} platforms --json --known | true", b.display()),
+        format!("{} status | head -c1 >/dev/null", b.display()),
+        format!("{} platforms --known | head -c1 >/dev/null", b.display()),
+    ] {
+        let o = Command::new("sh")
+            .args(["-c", &pipeline])
+            .env("BINFMTD_BINFMT_MISC", "/nonexistent-binfmt-misc")
+            .env("BINFMTD_NO_DAEMON", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{pipeline}: {err}");
+    }
+}
+
+/// Non-UTF-8 arguments: paths are taken as OS strings; where doctor cannot use one it says so
+/// (exit 2), and words such as a platform list get clap's usage error (exit 2). No panics.
+#[test]
+fn non_utf8_arguments_do_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"/tmp/\xffbinfmtd-test");
+    let word = std::ffi::OsStr::from_bytes(b"linux/\xff");
+    let os = std::ffi::OsStr::new;
+    let cases: Vec<(Vec<&std::ffi::OsStr>, i32, &str)> = vec![
+        (vec![os("doctor"), bad], 2, "not valid UTF-8"),
+        (vec![os("doctor"), os("--json"), bad], 2, "not valid UTF-8"),
+        (
+            vec![os("doctor"), os("--root"), bad, os("/bin/sh")],
+            2,
+            "not valid UTF-8",
+        ),
+        (
+            vec![os("install"), os("--dry-run"), word],
+            2,
+            "invalid UTF-8",
+        ),
+        (
+            vec![os("install"), os("--json"), os("--dry-run"), word],
+            2,
+            "invalid UTF-8",
+        ),
+        (
+            vec![os("platforms"), os("--known"), os("--config-dir"), bad],
+            0,
+            "HANDLER",
+        ),
+        (
+            vec![
+                os("doctor"),
+                os("/bin/sh"),
+                os("--run"),
+                os("--"),
+                os("-c"),
+                os("exit 0"),
+                bad,
+            ],
+            0,
+            "ran as",
+        ),
+    ];
+    for (args, code, want) in cases {
+        let o = Command::new(common::binfmtd_bin())
+            .args(&args)
+            .env("BINFMTD_BINFMT_MISC", "/nonexistent-binfmt-misc")
+            .env("BINFMTD_NO_DAEMON", "1")
+            .output()
+            .unwrap();
+        let out = text(&o);
+        assert!(!out.contains("panicked"), "{args:?}: {out}");
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {out}");
+        assert!(out.contains(want), "{args:?}: {want}: {out}");
+    }
 }

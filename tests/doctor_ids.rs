@@ -390,7 +390,7 @@ fn every_finding_id_is_triggered() {
         let mut a = DoctorArgs::for_path(path);
         a.run = true;
         a.timeout = timeout;
-        a.args = args.iter().map(|s| s.to_string()).collect();
+        a.args = args.iter().map(std::ffi::OsString::from).collect();
         doctor::execute(&a, &ctx("F")).unwrap()
     };
     check(&run("/bin/true", &[], 5), "run-ok");

@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod exit;
+pub mod output;
 pub mod remote;
 pub mod render;
 pub mod run;

@@ -8,15 +8,12 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 fn emit<T: Serialize>(json: bool, report: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).context("cannot serialize the report")?
-        );
+    let text = if json {
+        serde_json::to_string_pretty(report).context("cannot serialize the report")? + "\n"
     } else {
-        print!("{}", human(report));
-    }
-    Ok(())
+        human(report)
+    };
+    super::output::out(&text).context("cannot write the report to stdout")
 }
 
 fn context(cli: &Cli) -> Result<Context> {
@@ -242,11 +239,12 @@ pub fn report_error(json: bool, err: &anyhow::Error) -> i32 {
     if json {
         let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
         let doc = serde_json::json!({"schema": "binfmtd.error/v1", "error": err.to_string(), "causes": chain, "exit_code": code});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let _ =
+            super::output::out(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
     } else {
-        eprintln!("binfmtd: {err}");
+        super::output::err(&format!("binfmtd: {err}\n"));
         for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            super::output::err(&format!("  caused by: {cause}\n"));
         }
     }
     code
@@ -256,7 +254,7 @@ pub fn report_error(json: bool, err: &anyhow::Error) -> i32 {
 /// was asked for. `--help` and `--version` print as usual and exit 0.
 pub fn report_usage_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
-    let json = std::env::args().any(|a| a == "--json");
+    let json = std::env::args_os().any(|a| a == "--json");
     if json
         && !matches!(
             e.kind(),
@@ -273,7 +271,8 @@ pub fn report_usage_error(e: clap::Error) -> i32 {
             .trim_start_matches("error: ")
             .to_string();
         let doc = serde_json::json!({"schema": "binfmtd.error/v1", "error": first, "causes": [message], "exit_code": exit::USAGE});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let _ =
+            super::output::out(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
         return exit::USAGE;
     }
     let _ = e.print();

@@ -80,7 +80,7 @@ pub struct RunSpec<'a> {
     pub root_is_host: bool,
     /// Path inside the root.
     pub path: &'a str,
-    pub args: &'a [String],
+    pub args: &'a [std::ffi::OsString],
     pub timeout: Duration,
     pub env: Vec<(String, String)>,
     pub host_arch: &'a str,
@@ -91,7 +91,7 @@ pub struct RunSpec<'a> {
 /// Runs once and classifies the outcome.
 pub fn run(spec: &RunSpec<'_>) -> RunOutcome {
     let mut command = vec![spec.path.to_string()];
-    command.extend(spec.args.iter().cloned());
+    command.extend(spec.args.iter().map(|a| a.to_string_lossy().into_owned()));
     let failed = |error: String| RunOutcome {
         command: command.clone(),
         identity: spec.identity.clone(),
@@ -437,7 +437,7 @@ mod tests {
         assert!(stderr_finding("hello").is_none());
     }
 
-    fn spec<'a>(path: &'a str, args: &'a [String], secs: u64) -> RunSpec<'a> {
+    fn spec<'a>(path: &'a str, args: &'a [std::ffi::OsString], secs: u64) -> RunSpec<'a> {
         RunSpec {
             root: Path::new("/"),
             root_is_host: true,
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn exit_signal_and_hang_classes() {
-        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = |v: &[&str]| v.iter().map(|s| s.into()).collect::<Vec<_>>();
         let ok = run(&spec("/bin/sh", &a(&["-c", "echo oops >&2; exit 3"]), 5));
         assert_eq!(ok.status, RunStatus::Exited { code: 3 });
         assert_eq!(ok.stderr_tail, ["oops"]);
