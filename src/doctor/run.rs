@@ -5,7 +5,7 @@ use super::findings::{Finding, FindingId as Id};
 use super::runas::{IdentityKind, RunIdentity};
 use super::syscalls::{self, SyscallState};
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -145,6 +145,7 @@ fn command_for(spec: &RunSpec<'_>) -> Command {
         (root, uid_map, gid_map)
     });
     let root_user = nix::unistd::geteuid().is_root();
+    let exec = Exec::new(spec);
     // SAFETY: runs in the forked child before exec; only async-signal-safe libc calls.
     unsafe {
         cmd.pre_exec(move || {
@@ -154,10 +155,68 @@ fn command_for(spec: &RunSpec<'_>) -> Command {
             if drop_root {
                 super::runas::drop_to_nobody()?;
             }
-            Ok(())
+            exec.execve()
         });
     }
     cmd
+}
+
+/// A prepared `execve` (built before the fork: the child must not allocate). std's own exec
+/// is glibc's `execvp`, which runs a file the kernel refuses with ENOEXEC through `/bin/sh`;
+/// doctor must report "Exec format error" instead.
+struct Exec {
+    _strings: Vec<std::ffi::CString>,
+    path: *const libc::c_char,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `_strings`, which the struct owns and never changes.
+unsafe impl Send for Exec {}
+// SAFETY: as above; the pointers are only read.
+unsafe impl Sync for Exec {}
+
+impl Exec {
+    fn new(spec: &RunSpec<'_>) -> Exec {
+        let c = |b: &[u8]| std::ffi::CString::new(b.to_vec()).unwrap_or_default();
+        let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> =
+            std::env::vars_os().collect();
+        for (k, v) in &spec.env {
+            env.insert(k.into(), v.into());
+        }
+        let path = c(spec.path.as_bytes());
+        let argv: Vec<std::ffi::CString> = std::iter::once(path.clone())
+            .chain(spec.args.iter().map(|a| c(a.as_encoded_bytes())))
+            .collect();
+        let envp: Vec<std::ffi::CString> = env
+            .iter()
+            .map(|(k, v)| c(&[k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()))
+            .collect();
+        let ptrs = |v: &[std::ffi::CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
+        let path_p = path.as_ptr();
+        let mut strings = vec![path];
+        strings.extend(argv);
+        strings.extend(envp);
+        Exec {
+            _strings: strings,
+            path: path_p,
+            argv: argv_p,
+            envp: envp_p,
+        }
+    }
+
+    /// Replaces the process; returns only the error.
+    fn execve(&self) -> std::io::Result<()> {
+        // SAFETY: NUL-terminated strings and null-terminated arrays owned by self.
+        unsafe { libc::execve(self.path, self.argv.as_ptr(), self.envp.as_ptr()) };
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Collects the last [`TAIL`] lines of the child's stderr on a thread.
