@@ -222,3 +222,40 @@ fn non_utf8_arguments_do_not_panic() {
         assert!(out.contains(want), "{args:?}: {want}: {out}");
     }
 }
+
+/// Every qemu-*-static of Debian's qemu-user-static is either a handler or listed as not
+/// registrable (no binfmt_misc magic exists for it).
+#[test]
+fn known_platforms_cover_every_debian_qemu_binary() {
+    let o = binfmtd(&["platforms", "--known"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.lines().any(|l| l.starts_with("qemu-cris ")), "{out}");
+    assert!(
+        out.contains("not registrable: qemu-nios2: ") && out.contains("binfmt_misc magic"),
+        "{out}"
+    );
+    let Ok(list) = Command::new("dpkg")
+        .args(["-L", "qemu-user-static"])
+        .output()
+    else {
+        eprintln!("SKIPPED the dpkg cross-check: no dpkg");
+        return;
+    };
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    for line in list.lines() {
+        let Some(arch) = line
+            .strip_prefix("/usr/bin/qemu-")
+            .and_then(|r| r.strip_suffix("-static"))
+        else {
+            continue;
+        };
+        let handler = format!("qemu-{arch} ");
+        let refused = format!("not registrable: qemu-{arch}: ");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&handler) || l.starts_with(&refused)),
+            "qemu-{arch}-static is neither a handler nor listed as not registrable:\n{out}"
+        );
+    }
+}

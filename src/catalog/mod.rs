@@ -220,6 +220,18 @@ pub const QEMU_TARGETS: [&str; 34] = [
     "loongarch64",
 ];
 
+/// qemu-user targets QEMU's binfmt table lacks but Debian's qemu-user-static registers, with
+/// its magic and mask (bookworm's `/usr/lib/binfmt.d/qemu-cris.conf`).
+pub const DEBIAN_ONLY_TARGETS: [&str; 1] = ["cris"];
+
+/// qemu-user binaries Debian ships for which no binfmt_misc magic exists anywhere (neither
+/// QEMU's qemu-binfmt-conf.sh nor Debian's package defines one), so binfmtd cannot register
+/// them: (QEMU arch name, why).
+pub const NO_BINFMT_MAGIC: [(&str, &str); 1] = [(
+    "nios2",
+    "qemu-nios2-static is shipped by Debian, but neither QEMU's qemu-binfmt-conf.sh nor Debian's qemu-user-static defines a binfmt_misc magic for Nios II; run programs with qemu-nios2-static PROGRAM",
+)];
+
 /// All known handlers, keyed by name.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
@@ -374,10 +386,16 @@ mod tests {
             .filter(|h| h.translator == Translator::Qemu)
             .map(|h| h.arch.as_str())
             .collect();
-        for arch in QEMU_TARGETS {
-            assert!(qemu.contains(&arch), "no qemu handler for {arch}");
+        for arch in QEMU_TARGETS.iter().chain(&DEBIAN_ONLY_TARGETS) {
+            assert!(qemu.contains(arch), "no qemu handler for {arch}");
         }
-        assert_eq!(qemu.len(), 34);
+        assert_eq!(qemu.len(), QEMU_TARGETS.len() + DEBIAN_ONLY_TARGETS.len());
+        for (arch, _) in NO_BINFMT_MAGIC {
+            assert!(
+                !qemu.contains(&arch),
+                "{arch} has no binfmt magic to register"
+            );
+        }
         for t in [Translator::Rosetta, Translator::Fex, Translator::Box64] {
             assert!(c
                 .handlers

@@ -386,5 +386,8 @@ pub fn known(r: &crate::ops::status::KnownReport) -> String {
             term(&h.aliases.join(","))
         );
     }
+    for (arch, why) in crate::catalog::NO_BINFMT_MAGIC {
+        let _ = writeln!(o, "not registrable: qemu-{arch}: {why}");
+    }
     o
 }

@@ -1,7 +1,10 @@
 //! Machine code of `exit(code)` for each Linux ISA: load the argument and syscall number, trap.
 //!
 //! Every encoding here was checked against a real assembler or disassembler (GNU as/objdump,
-//! llvm-mc) and is run under qemu-user by `tests/probes_qemu.rs`. Register conventions are the
+//! llvm-mc), except CRIS (no assembler for it here): its three instruction forms come from the
+//! GNU opcodes table's match bits and were checked by running the probe under Debian's
+//! qemu-cris-static 7.2 with `-strace` (`exit_group(42)`, exit status 42). Every probe is run
+//! under qemu-user by `tests/probes_qemu.rs`. Register conventions are the
 //! Linux syscall ABIs; the syscall numbers live in the ISA table (`isa.rs`).
 
 use super::elf::Endian;
@@ -50,6 +53,9 @@ pub enum Asm {
     Xtensa,
     /// Three packets: `{ r0 = #code }`, `{ r6 = #nr }`, `{ trap0(#1) }`.
     Hexagon,
+    /// `moveq 0, r10; addq ≤63, r10 ...; moveq 0, r9; addq ≤63, r9 ...; break 13`
+    /// (16-bit little-endian instructions; addq takes a 6-bit unsigned immediate).
+    Cris,
 }
 
 fn words(endian: Endian, ws: &[u32]) -> Vec<u8> {
@@ -181,5 +187,23 @@ pub fn exit_code(asm: Asm, endian: Endian, nr: u32, code: u8, code_address: u64)
             Endian::Little,
             &[0x7800_c000 | (c << 5), 0x7800_c006 | (nr << 5), 0x5400_c004],
         ),
+        Asm::Cris => {
+            let mut hs = cris_load(10, c);
+            hs.extend(cris_load(9, nr));
+            hs.push(0xe93d); // break 13: the Linux syscall trap
+            halves(Endian::Little, &hs)
+        }
     }
+}
+
+/// CRIS `moveq 0, rREG` then `addq` steps of at most 63 until the register holds `value`.
+fn cris_load(reg: u16, value: u32) -> Vec<u16> {
+    let mut hs = vec![0x0240 | (reg << 12)];
+    let mut left = value;
+    while left > 0 {
+        let step = left.min(63);
+        hs.push(0x0200 | (reg << 12) | step as u16);
+        left -= step;
+    }
+    hs
 }
