@@ -44,6 +44,7 @@ fn ctx_with(entries: Vec<Entry>) -> DoctorContext {
             x86_64_level: Some(4),
         },
         host_root: PathBuf::from("/"),
+        owned: Default::default(),
     }
 }
 

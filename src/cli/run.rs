@@ -178,11 +178,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Doctor(a) => {
             let ctx = context(&cli)?;
             let host = ctx.host_with(&mut ctx.cache(), true);
+            let owned = ctx.state.peek().state;
             let dctx = crate::doctor::DoctorContext::from_system(
                 &cli.global.binfmt_misc,
                 ctx.catalog,
                 &host,
-            );
+            )
+            .with_ownership(&owned);
             let r = crate::doctor::execute(a, &dctx)?;
             let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
             emit(json, &r, |r| crate::doctor::render_human(r, color))?;

@@ -22,9 +22,27 @@ pub struct View<'a> {
     pub root_is_host: bool,
     /// How the root is named in messages, e.g. `/` or `/srv/arm64-root`.
     pub root_name: &'a str,
+    /// Entries binfmtd owns: re-installing them needs no `--force`.
+    pub owned: &'a std::collections::BTreeSet<String>,
 }
 
 impl View<'_> {
+    /// `binfmtd install ENTRY OPTIONS`, with `--force` only when binfmtd does not own the
+    /// entry (its own entries are replaced without it).
+    pub fn reinstall(&self, w: &Entry, options: &str) -> String {
+        let force = if self.owned.contains(&w.name) {
+            ""
+        } else {
+            " --force"
+        };
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" {options}")
+        };
+        format!("binfmtd install {}{options}{force}", w.name)
+    }
+
     /// True when the host CPU runs the binary's ISA without emulation.
     pub fn runs_natively(&self, f: &super::elf::ElfFacts) -> bool {
         f.qemu_arch
@@ -372,7 +390,7 @@ fn handler_checks(
         );
     }
     interpreter_checks(w, v, out);
-    flag_checks(s, w, out);
+    flag_checks(s, w, v, out);
 }
 
 fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
@@ -396,9 +414,19 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
             Finding::new(Id::HandlerNeedsFixBinary, sev, msg)
                 .about(&w.name)
                 .with("entry", &w.name)
-                .with("flags", if w.flags.to_string().is_empty() { "(none)".to_string() } else { w.flags.to_string() })
+                .with(
+                    "flags",
+                    if w.flags.to_string().is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        w.flags.to_string()
+                    },
+                )
                 .with("interpreter", &interp)
-                .fix(format!("re-register with F (binfmtd install {} --force) so the interpreter is opened once on the host", w.name)),
+                .fix(format!(
+                    "re-register with F ({}) so the interpreter is opened once on the host",
+                    v.reinstall(w, "")
+                )),
         );
         if !info.exists {
             return;
@@ -416,8 +444,8 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
             .with("interpreter", &interp)
             .with("lookup", info.error.as_deref().unwrap_or("missing"))
             .fix(format!(
-                "install qemu-user-static (or the translator), then binfmtd install {} --force",
-                w.name
+                "install qemu-user-static (or the translator), then {}",
+                v.reinstall(w, "")
             )),
         );
         return;
@@ -455,7 +483,7 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
+fn flag_checks(s: &Subject, w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
     let Some(m) = s.meta else { return };
     if (m.setuid() || m.setgid()) && !w.flags.credentials {
         let what = if m.setuid() { "setuid" } else { "setgid" };
@@ -465,7 +493,7 @@ fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
                 .with("mode", format!("{:o}", m.mode))
                 .with("entry flags", w.flags)
                 .with("risk of C", "every user who can reach a setuid foreign binary runs the interpreter as root, and the interpreter obeys that user's environment (QEMU_LOG_FILENAME creates root-owned files, QEMU_LD_PREFIX changes what root loads)")
-                .fix(format!("only where every user who can run it is trusted with root: binfmtd install {} --credentials --force (see docs/security.md); otherwise run the program as root directly", w.name)),
+                .fix(format!("only where every user who can run it is trusted with root: {} (see docs/security.md); otherwise run the program as root directly", v.reinstall(w, "--credentials"))),
         );
     }
     let base = s.path.rsplit('/').next().unwrap_or("");
@@ -490,10 +518,7 @@ fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
             )
             .about(&w.name)
             .with("entry flags", w.flags)
-            .fix(format!(
-                "binfmtd install {} --preserve-argv0 --force",
-                w.name
-            )),
+            .fix(v.reinstall(w, "--preserve-argv0")),
         );
     }
 }
