@@ -46,6 +46,7 @@ pub fn ctx(flags: Option<&str>) -> DoctorContext {
             x86_64_level: Some(3),
         },
         host_root: PathBuf::from("/"),
+        owned: Default::default(),
     }
 }
 

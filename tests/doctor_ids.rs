@@ -44,6 +44,7 @@ fn ctx_with(entries: Vec<Entry>) -> DoctorContext {
             x86_64_level: Some(4),
         },
         host_root: PathBuf::from("/"),
+        owned: Default::default(),
     }
 }
 
@@ -390,7 +391,7 @@ fn every_finding_id_is_triggered() {
         let mut a = DoctorArgs::for_path(path);
         a.run = true;
         a.timeout = timeout;
-        a.args = args.iter().map(|s| s.to_string()).collect();
+        a.args = args.iter().map(std::ffi::OsString::from).collect();
         doctor::execute(&a, &ctx("F")).unwrap()
     };
     check(&run("/bin/true", &[], 5), "run-ok");

@@ -83,6 +83,7 @@ fn ctx() -> DoctorContext {
             x86_64_level: Some(3),
         },
         host_root: PathBuf::from("/"),
+        owned: Default::default(),
     }
 }
 

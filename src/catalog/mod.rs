@@ -72,6 +72,7 @@ impl Handler {
             reason,
         };
         let h: Handler = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        check_words(&h).map_err(invalid)?;
         let m = h.matcher().map_err(invalid)?;
         crate::kernel::codec::encode(&Rule {
             name: h.name.clone(),
@@ -141,6 +142,35 @@ impl Handler {
     }
 }
 
+/// The handler name rule: what users type is lowercased before lookup, so a name, alias or
+/// platform with capitals could be listed but never selected.
+fn check_words(h: &Handler) -> Result<(), String> {
+    let name_ok = !h.name.is_empty()
+        && h.name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
+    if !name_ok {
+        return Err(format!(
+            "handler name {:?} is not allowed: use only lowercase letters, digits, '-', '_' and '.' (e.g. {:?})",
+            h.name,
+            h.name.to_ascii_lowercase()
+        ));
+    }
+    if let Some(w) = h
+        .aliases
+        .iter()
+        .chain(&h.platforms)
+        .find(|w| w.chars().any(|c| c.is_uppercase()))
+    {
+        return Err(format!(
+            "alias or platform {w:?} of handler {:?} has capitals; names are matched lowercased, so write {:?}",
+            h.name,
+            w.to_lowercase()
+        ));
+    }
+    Ok(())
+}
+
 /// `linux/arm/v7` -> `linux/arm`.
 fn platform_base(p: &str) -> &str {
     let mut parts = p.splitn(3, '/');
@@ -189,6 +219,18 @@ pub const QEMU_TARGETS: [&str; 34] = [
     "hexagon",
     "loongarch64",
 ];
+
+/// qemu-user targets QEMU's binfmt table lacks but Debian's qemu-user-static registers, with
+/// its magic and mask (bookworm's `/usr/lib/binfmt.d/qemu-cris.conf`).
+pub const DEBIAN_ONLY_TARGETS: [&str; 1] = ["cris"];
+
+/// qemu-user binaries Debian ships for which no binfmt_misc magic exists anywhere (neither
+/// QEMU's qemu-binfmt-conf.sh nor Debian's package defines one), so binfmtd cannot register
+/// them: (QEMU arch name, why).
+pub const NO_BINFMT_MAGIC: [(&str, &str); 1] = [(
+    "nios2",
+    "qemu-nios2-static is shipped by Debian, but neither QEMU's qemu-binfmt-conf.sh nor Debian's qemu-user-static defines a binfmt_misc magic for Nios II; run programs with qemu-nios2-static PROGRAM",
+)];
 
 /// All known handlers, keyed by name.
 #[derive(Debug, Clone, Default)]
@@ -344,10 +386,16 @@ mod tests {
             .filter(|h| h.translator == Translator::Qemu)
             .map(|h| h.arch.as_str())
             .collect();
-        for arch in QEMU_TARGETS {
-            assert!(qemu.contains(&arch), "no qemu handler for {arch}");
+        for arch in QEMU_TARGETS.iter().chain(&DEBIAN_ONLY_TARGETS) {
+            assert!(qemu.contains(arch), "no qemu handler for {arch}");
         }
-        assert_eq!(qemu.len(), 34);
+        assert_eq!(qemu.len(), QEMU_TARGETS.len() + DEBIAN_ONLY_TARGETS.len());
+        for (arch, _) in NO_BINFMT_MAGIC {
+            assert!(
+                !qemu.contains(&arch),
+                "{arch} has no binfmt magic to register"
+            );
+        }
         for t in [Translator::Rosetta, Translator::Fex, Translator::Box64] {
             assert!(c
                 .handlers
@@ -377,6 +425,39 @@ mod tests {
             assert!(!f.credentials, "{} defaults to C", h.name);
             if h.translator == Translator::Qemu {
                 assert_eq!(f.to_string(), "F", "{}", h.name);
+            }
+        }
+    }
+
+    #[test]
+    fn handler_names_must_be_selectable() {
+        let text = |name: &str, alias: &str| {
+            format!(
+                "name = \"{name}\"\ntranslator = \"qemu\"\narch = \"x\"\nfamily = \"x\"\naliases = [\"{alias}\"]\nmagic = '\\x7f'\ninterpreters = [\"/usr/bin/x\"]\n"
+            )
+        };
+        let table = [
+            ("qemu-foo", "foo", None),
+            ("my_box64.v2", "bar-1", None),
+            (
+                "Qemu-Foo",
+                "foo",
+                Some("lowercase letters, digits, '-', '_' and '.'"),
+            ),
+            ("qemu foo", "foo", Some("not allowed")),
+            ("qemu+foo", "foo", Some("not allowed")),
+            ("", "foo", Some("not allowed")),
+            ("qemu-foo", "Foo", Some("has capitals")),
+        ];
+        for (name, alias, err) in table {
+            let got = Handler::from_toml("d.toml", &text(name, alias));
+            match (got, err) {
+                (Ok(_), None) => {}
+                (Err(e), Some(want)) => {
+                    let e = e.to_string();
+                    assert!(e.contains(want) && e.contains("d.toml"), "{name}: {e}");
+                }
+                (got, want) => panic!("{name}/{alias}: {got:?}, wanted {want:?}"),
             }
         }
     }
@@ -435,10 +516,19 @@ mod tests {
         assert_eq!(c.get("qemu-riscv64").unwrap().interpreters, h.interpreters);
         // Same file name, another handler name: the embedded fex.toml handler is replaced.
         let mut fex = base.get("fex-x86_64").unwrap().clone();
-        fex.name = "FEX-x86_64".into();
+        fex.name = "fex-emu-x86_64".into();
         std::fs::write(dir.path().join("fex.toml"), toml::to_string(&fex).unwrap()).unwrap();
         let c = Catalog::load(Some(dir.path())).unwrap();
-        assert!(c.get("fex-x86_64").is_none() && c.get("FEX-x86_64").is_some());
+        assert!(c.get("fex-x86_64").is_none() && c.get("fex-emu-x86_64").is_some());
+        // A name with capitals would be listed but never selectable: refused at load.
+        fex.name = "FEX-x86_64".into();
+        std::fs::write(dir.path().join("fex.toml"), toml::to_string(&fex).unwrap()).unwrap();
+        let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            e.contains("fex.toml") && e.contains("\"FEX-x86_64\""),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("fex.toml")).unwrap();
         std::fs::write(dir.path().join("bad.toml"), "name = 1").unwrap();
         let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
         assert!(e.contains("bad.toml"), "{e}");

@@ -85,9 +85,51 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::doctor::DoctorError>() {
             return e.exit_code();
         }
-        if cause.downcast_ref::<crate::model::UnknownFlag>().is_some() {
+        // A bad catalog or drop-in file is a configuration (usage) error, not "failed":
+        // for doctor, 1 would read as "problems found".
+        if cause.downcast_ref::<crate::model::UnknownFlag>().is_some()
+            || cause
+                .downcast_ref::<crate::catalog::CatalogError>()
+                .is_some()
+            || cause
+                .downcast_ref::<crate::catalog::SelectError>()
+                .is_some()
+        {
             return USAGE;
         }
     }
     FAILED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_errors_exit_2() {
+        let invalid = crate::catalog::CatalogError::Invalid {
+            file: "/etc/binfmtd/interpreters.d/x.toml".into(),
+            reason: "bad".into(),
+        };
+        let io = crate::catalog::CatalogError::Io {
+            dir: "/etc/binfmtd/interpreters.d".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let table: [(anyhow::Error, i32); 5] = [
+            (
+                anyhow::Error::new(invalid).context("cannot load the handler catalog"),
+                USAGE,
+            ),
+            (anyhow::Error::new(io), USAGE),
+            (
+                anyhow::Error::new(crate::catalog::SelectError::Unknown("vax".into())),
+                USAGE,
+            ),
+            (anyhow::Error::new(crate::model::UnknownFlag('X')), USAGE),
+            (anyhow::anyhow!("something else"), FAILED),
+        ];
+        for (err, want) in table {
+            assert_eq!(code_for(&err), want, "{err:#}");
+        }
+    }
 }

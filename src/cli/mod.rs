@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod exit;
+pub mod output;
 pub mod remote;
 pub mod render;
 pub mod run;
@@ -14,7 +15,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success (doctor: the binary will run)
   1  some handler failed to register or verify, an entry could not be changed (doctor: problems found)
-  2  usage error, unknown platform, or I/O error
+  2  usage error, unknown platform, invalid handler file (catalog or drop-in), or I/O error
   3  binfmt_misc or private instances unavailable (kernel, mount, user namespaces)
   4  not enough privilege (a capability such as CAP_SYS_ADMIN is missing)
   5  the binfmtd daemon could not be reached or refused the call";

@@ -289,6 +289,57 @@ pub fn remote(r: &crate::cli::remote::RemoteReport) -> String {
     o
 }
 
+/// Left-aligned columns as wide as their widest cell (header included), two spaces apart;
+/// the last column is not padded. Cells must already be escaped.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut o = String::new();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let last = row.len().saturating_sub(1);
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i == last {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+        }
+        let _ = writeln!(o, "{}", line.trim_end());
+    }
+    o
+}
+
+/// One `status` table row, escaped.
+fn status_row(e: &crate::ops::status::EntryStatus) -> Vec<String> {
+    let wins = if e.wins {
+        "yes".to_string()
+    } else if let Some(by) = &e.shadowed_by {
+        format!("no ({})", term(by))
+    } else {
+        "-".to_string()
+    };
+    vec![
+        term(&e.entry.name).into_owned(),
+        if e.entry.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+        .to_string(),
+        or_dash(e.platform.as_deref()).into_owned(),
+        e.entry.flags.to_string(),
+        wins,
+        term_of(&e.owner),
+        term_of(e.entry.interpreter.display()),
+    ]
+}
+
 pub fn status(r: &StatusReport) -> String {
     let mut o = String::new();
     if let Some(route) = &r.route {
@@ -316,36 +367,20 @@ pub fn status(r: &StatusReport) -> String {
             "DISABLED"
         }
     );
-    if !r.entries.is_empty() {
-        let _ = writeln!(
-            o,
-            "{:<22} {:<9} {:<16} {:<6} {:<6} {:<10} INTERPRETER",
-            "ENTRY", "STATE", "PLATFORM", "FLAGS", "WINS", "OWNER"
-        );
-    }
-    for e in &r.entries {
-        let wins = if e.wins {
-            "yes".to_string()
-        } else if let Some(by) = &e.shadowed_by {
-            format!("no ({})", term(by))
-        } else {
-            "-".to_string()
-        };
-        let _ = writeln!(
-            o,
-            "{:<22} {:<9} {:<16} {:<6} {:<6} {:<10} {}",
-            term(&e.entry.name),
-            if e.entry.enabled {
-                "enabled"
-            } else {
-                "disabled"
-            },
-            or_dash(e.platform.as_deref()),
-            e.entry.flags.to_string(),
-            wins,
-            term_of(&e.owner),
-            term_of(e.entry.interpreter.display())
-        );
+    let rows: Vec<Vec<String>> = r.entries.iter().map(status_row).collect();
+    if !rows.is_empty() {
+        o.push_str(&table(
+            &[
+                "ENTRY",
+                "STATE",
+                "PLATFORM",
+                "FLAGS",
+                "WINS",
+                "OWNER",
+                "INTERPRETER",
+            ],
+            &rows,
+        ));
     }
     for (n, why) in &r.unreadable {
         let _ = writeln!(o, "unreadable entry {}: {}", term(n), term(why));
@@ -373,26 +408,153 @@ pub fn platforms(r: &PlatformsReport) -> String {
 }
 
 pub fn known(r: &crate::ops::status::KnownReport) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{:<18} {:<8} {:<13} {:<28} ALIASES",
-        "HANDLER", "TYPE", "ARCH", "PLATFORMS"
-    );
-    for h in &r.handlers {
-        let t = serde_json::to_value(h.translator)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let _ = writeln!(
-            o,
-            "{:<18} {:<8} {:<13} {:<28} {}",
-            term(&h.handler),
-            t,
-            term(&h.arch),
-            term(&h.platforms.join(",")),
-            term(&h.aliases.join(","))
-        );
+    let rows: Vec<Vec<String>> = r
+        .handlers
+        .iter()
+        .map(|h| {
+            let t = serde_json::to_value(h.translator)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            vec![
+                term(&h.handler).into_owned(),
+                t,
+                term(&h.arch).into_owned(),
+                term(&h.platforms.join(",")).into_owned(),
+                term(&h.aliases.join(",")).into_owned(),
+            ]
+        })
+        .collect();
+    let mut o = table(&["HANDLER", "TYPE", "ARCH", "PLATFORMS", "ALIASES"], &rows);
+    for (arch, why) in crate::catalog::NO_BINFMT_MAGIC {
+        let _ = writeln!(o, "not registrable: qemu-{arch}: {why}");
     }
     o
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::{Entry, Flags, Matcher};
+    use crate::ops::status::EntryStatus;
+
+    fn row(name: &str, platform: &str, owner: &str, interp: &str) -> EntryStatus {
+        EntryStatus {
+            entry: Entry {
+                name: name.into(),
+                enabled: true,
+                interpreter: interp.into(),
+                flags: Flags::parse("F").unwrap(),
+                matcher: Matcher::Magic {
+                    offset: 0,
+                    magic: vec![0x7f],
+                    mask: None,
+                },
+            },
+            owner: owner.into(),
+            owned: owner == "binfmtd",
+            arch: None,
+            platform: Some(platform.into()),
+            wins: true,
+            shadowed_by: None,
+        }
+    }
+
+    fn report(entries: Vec<EntryStatus>) -> StatusReport {
+        StatusReport {
+            schema: "binfmtd.status/v1",
+            route: None,
+            binfmt_misc: "/proc/sys/fs/binfmt_misc".into(),
+            mounted: true,
+            enabled: true,
+            entries,
+            unreadable: vec![],
+            warnings: vec![],
+        }
+    }
+
+    /// Where each header word starts; every data line must have a column boundary there.
+    fn column_starts(header: &str) -> Vec<usize> {
+        header
+            .char_indices()
+            .filter(|(i, c)| *c != ' ' && (*i == 0 || header[..*i].ends_with(' ')))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn status_columns_fit_their_content() {
+        let table = [
+            vec![row(
+                "qemu-aarch64",
+                "linux/arm64",
+                "binfmtd",
+                "/usr/bin/qemu-aarch64-static",
+            )],
+            vec![
+                row(
+                    "qemu-sparc32plus",
+                    "linux/sparc32plus",
+                    "binfmtd",
+                    "/usr/bin/qemu-sparc32plus-static",
+                ),
+                row(
+                    "qemu-microblazeel",
+                    "linux/microblazeel",
+                    "binfmtd",
+                    "/usr/bin/qemu-microblazeel-static",
+                ),
+                row(
+                    "python3.11",
+                    "-",
+                    "binfmt.d /usr/lib/binfmt.d/python3.11.conf",
+                    "/usr/bin/python3.11",
+                ),
+            ],
+            vec![row(
+                "a-very-long-entry-name-from-someone-else-x",
+                "linux/riscv64",
+                "unknown",
+                "/x",
+            )],
+            vec![row(
+                "evil\x1b[2J\nname",
+                "linux/arm64",
+                "unknown",
+                "/tmp/\x1b]0;x\x07",
+            )],
+        ];
+        for entries in table {
+            let text = status(&report(entries.clone()));
+            let lines: Vec<&str> = text.lines().skip(1).collect();
+            assert_eq!(lines.len(), entries.len() + 1, "{text}");
+            let starts = column_starts(lines[0]);
+            assert_eq!(starts.len(), 7, "{text}");
+            for line in &lines[1..] {
+                for &s in &starts[1..] {
+                    assert!(
+                        line.len() > s
+                            && line.as_bytes()[s - 1] == b' '
+                            && line.as_bytes()[s] != b' ',
+                        "column at {s} lost in {line:?}:\n{text}"
+                    );
+                }
+            }
+            assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text}");
+            assert_eq!(text.lines().count(), entries.len() + 2, "{text}");
+        }
+    }
+
+    #[test]
+    fn table_pads_all_but_the_last_column() {
+        let rows = vec![
+            vec!["a".to_string(), "bbbb".to_string(), "c".to_string()],
+            vec!["aaaaa".to_string(), "b".to_string(), "".to_string()],
+        ];
+        assert_eq!(
+            table(&["X", "Y", "LAST"], &rows),
+            "X      Y     LAST\na      bbbb  c\naaaaa  b\n"
+        );
+    }
 }

@@ -9,15 +9,12 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 fn emit<T: Serialize>(json: bool, report: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).context("cannot serialize the report")?
-        );
+    let text = if json {
+        serde_json::to_string_pretty(report).context("cannot serialize the report")? + "\n"
     } else {
-        print!("{}", human(report));
-    }
-    Ok(())
+        human(report)
+    };
+    super::output::out(&text).context("cannot write the report to stdout")
 }
 
 fn context(cli: &Cli) -> Result<Context> {
@@ -130,8 +127,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Doctor(a) => {
             let ctx = context(&cli)?;
             let host = ctx.host_with(&mut ctx.cache(), true);
+            let owned = ctx.state.peek().state;
             let dctx =
-                crate::doctor::DoctorContext::from_system(ctx.kernel.as_ref(), ctx.catalog, &host);
+                crate::doctor::DoctorContext::from_system(ctx.kernel.as_ref(), ctx.catalog, &host)
+                    .with_ownership(&owned);
             let r = crate::doctor::execute(a, &dctx)?;
             let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
             emit(json, &r, |r| crate::doctor::render_human(r, color))?;
@@ -191,11 +190,12 @@ pub fn report_error(json: bool, err: &anyhow::Error) -> i32 {
     if json {
         let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
         let doc = serde_json::json!({"schema": "binfmtd.error/v1", "error": err.to_string(), "causes": chain, "exit_code": code});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let _ =
+            super::output::out(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
     } else {
-        eprintln!("binfmtd: {err}");
+        super::output::err(&format!("binfmtd: {err}\n"));
         for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            super::output::err(&format!("  caused by: {cause}\n"));
         }
     }
     code
@@ -205,7 +205,7 @@ pub fn report_error(json: bool, err: &anyhow::Error) -> i32 {
 /// was asked for. `--help` and `--version` print as usual and exit 0.
 pub fn report_usage_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
-    let json = std::env::args().any(|a| a == "--json");
+    let json = std::env::args_os().any(|a| a == "--json");
     if json
         && !matches!(
             e.kind(),
@@ -222,7 +222,8 @@ pub fn report_usage_error(e: clap::Error) -> i32 {
             .trim_start_matches("error: ")
             .to_string();
         let doc = serde_json::json!({"schema": "binfmtd.error/v1", "error": first, "causes": [message], "exit_code": exit::USAGE});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let _ =
+            super::output::out(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
         return exit::USAGE;
     }
     let _ = e.print();

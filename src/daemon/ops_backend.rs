@@ -120,7 +120,8 @@ impl Backend for OpsBackend {
             self.ctx.kernel.as_ref(),
             self.ctx.catalog.clone(),
             &host,
-        );
+        )
+        .with_ownership(&self.ctx.state.peek().state);
         // Loaders and libraries are looked up in the daemon's own root, never in a path a
         // caller names.
         let options = crate::doctor::FdOptions {

@@ -28,7 +28,7 @@ pub struct DoctorArgs {
     pub timeout: u64,
     /// Arguments passed to the program with --run.
     #[arg(last = true, value_name = "ARGS")]
-    pub args: Vec<String>,
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// A combination of arguments that makes no sense; the message says what to type instead.
@@ -44,6 +44,21 @@ pub enum UsageError {
     ArgsWithoutRun,
     #[error("--timeout must be at least 1 second")]
     ZeroTimeout,
+    #[error("{1} {0} is not valid UTF-8, which doctor cannot report on; rename it, or give a symlink with a UTF-8 name")]
+    NotUtf8(String, &'static str),
+}
+
+/// A non-UTF-8 name for a message: invalid bytes as `\xHH`, controls escaped.
+fn shown(s: &std::ffi::OsStr) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for chunk in s.as_encoded_bytes().utf8_chunks() {
+        out.push_str(&crate::text::term(chunk.valid()));
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 impl DoctorArgs {
@@ -55,6 +70,12 @@ impl DoctorArgs {
             (None, false, false) => Err(UsageError::NothingToDo),
             _ if !self.args.is_empty() && !self.run => Err(UsageError::ArgsWithoutRun),
             _ if self.run && self.timeout == 0 => Err(UsageError::ZeroTimeout),
+            (Some(p), ..) if p.to_str().is_none() => {
+                Err(UsageError::NotUtf8(shown(p.as_os_str()), "PATH"))
+            }
+            _ if self.root.to_str().is_none() => {
+                Err(UsageError::NotUtf8(shown(self.root.as_os_str()), "--root"))
+            }
             _ => Ok(()),
         }
     }

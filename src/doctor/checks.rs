@@ -22,9 +22,27 @@ pub struct View<'a> {
     pub root_is_host: bool,
     /// How the root is named in messages, e.g. `/` or `/srv/arm64-root`.
     pub root_name: &'a str,
+    /// Entries binfmtd owns: re-installing them needs no `--force`.
+    pub owned: &'a std::collections::BTreeSet<String>,
 }
 
 impl View<'_> {
+    /// `binfmtd install ENTRY OPTIONS`, with `--force` only when binfmtd does not own the
+    /// entry (its own entries are replaced without it).
+    pub fn reinstall(&self, w: &Entry, options: &str) -> String {
+        let force = if self.owned.contains(&w.name) {
+            ""
+        } else {
+            " --force"
+        };
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" {options}")
+        };
+        format!("binfmtd install {}{options}{force}", w.name)
+    }
+
     /// True when the host CPU runs the binary's ISA without emulation.
     pub fn runs_natively(&self, f: &super::elf::ElfFacts) -> bool {
         f.qemu_arch
@@ -66,22 +84,10 @@ pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
         FileKind::Elf => {}
         FileKind::Script { .. } => return out,
         other => {
-            if let Some(w) = winner {
-                out.push(
-                    Finding::info(
-                        Id::UnknownFormat,
-                        format!(
-                            "not an ELF program, but binfmt_misc entry {:?} handles it with {}",
-                            w.name,
-                            w.interpreter.display()
-                        ),
-                    )
-                    .about(&w.name)
-                    .with("entry", &w.name),
-                );
-            } else {
-                out.push(not_elf(s, other));
-            }
+            out.push(match winner {
+                Some(w) => handled_non_elf(w),
+                None => not_elf(s, other),
+            });
             return out;
         }
     }
@@ -197,6 +203,20 @@ fn open_problem(s: &Subject, err: OpenError) -> Finding {
     }
 }
 
+/// A file that is not ELF but that some binfmt_misc entry handles (a jar, a .NET exe...).
+fn handled_non_elf(w: &Entry) -> Finding {
+    Finding::info(
+        Id::UnknownFormat,
+        format!(
+            "not an ELF program, but binfmt_misc entry {:?} handles it with {}",
+            w.name,
+            w.interpreter.display()
+        ),
+    )
+    .about(&w.name)
+    .with("entry", &w.name)
+}
+
 fn not_elf(s: &Subject, kind: &FileKind) -> Finding {
     match kind {
         FileKind::Empty => Finding::error(
@@ -263,28 +283,51 @@ fn handler_checks(
         .qemu_arch
         .clone()
         .unwrap_or_else(|| f.machine_name.clone());
-    let native = v.runs_natively(f);
-    let word = install_word(f);
-    let snap = v.snapshot;
-    if native {
-        match winner {
-            Some(w) => out.push(
-                Finding::warning(Id::Native, format!("{arch} runs natively here, but binfmt_misc entry {:?} matches first and routes it through {}", w.name, w.interpreter.display()))
-                    .about(&w.name)
-                    .with("entry", &w.name)
-                    .fix(format!("remove the entry for a native ISA: binfmtd uninstall {}", w.name)),
-            ),
-            None => out.push(Finding::info(Id::Native, format!("{} runs natively on this {} host; no emulator is involved", f.describe(), v.host.arch)).about(&arch)),
-        }
+    if v.runs_natively(f) {
+        out.push(native_finding(f, &arch, winner, v));
         return;
     }
+    if !binfmt_usable(f, v, out) {
+        return;
+    }
+    let file_name = s.path.rsplit('/').next();
+    let matching: Vec<&Entry> = v
+        .snapshot
+        .entries
+        .iter()
+        .filter(|e| e.matcher.matches(&s.header, file_name))
+        .collect();
+    let Some(w) = winner else {
+        out.push(no_winner(f, &arch, &matching, v));
+        return;
+    };
+    shadow_check(w, &matching, v, out);
+    interpreter_checks(w, v, out);
+    flag_checks(s, w, v, out);
+}
+
+/// A natively runnable ISA: fine, unless an entry still routes it through an emulator.
+fn native_finding(f: &ElfFacts, arch: &str, winner: Option<&Entry>, v: &View<'_>) -> Finding {
+    match winner {
+        Some(w) => Finding::warning(Id::Native, format!("{arch} runs natively here, but binfmt_misc entry {:?} matches first and routes it through {}", w.name, w.interpreter.display()))
+            .about(&w.name)
+            .with("entry", &w.name)
+            .fix(format!("remove the entry for a native ISA: binfmtd uninstall {}", w.name)),
+        None => Finding::info(Id::Native, format!("{} runs natively on this {} host; no emulator is involved", f.describe(), v.host.arch)).about(arch),
+    }
+}
+
+/// binfmt_misc itself: mounted and enabled (else no entry can help: false), and whether some
+/// entries could not be read.
+fn binfmt_usable(f: &ElfFacts, v: &View<'_>, out: &mut Vec<Finding>) -> bool {
+    let snap = v.snapshot;
     if !snap.mounted {
         out.push(
             Finding::error(Id::BinfmtNotMounted, format!("binfmt_misc is not mounted at {}; every foreign program fails with \"exec format error\"", snap.path.display()))
                 .with("path", snap.path.display())
-                .fix(format!("binfmtd install {word}  (mounts binfmt_misc and registers the handler)")),
+                .fix(format!("binfmtd install {}  (mounts binfmt_misc and registers the handler)", install_word(f))),
         );
-        return;
+        return false;
     }
     if !snap.enabled {
         out.push(
@@ -292,7 +335,7 @@ fn handler_checks(
                 .with("status", snap.path.join("status").display())
                 .fix(format!("echo 1 > {}", snap.path.join("status").display())),
         );
-        return;
+        return false;
     }
     if !snap.unreadable.is_empty() {
         let names: Vec<&str> = snap.unreadable.iter().map(|(n, _)| n.as_str()).collect();
@@ -308,71 +351,67 @@ fn handler_checks(
             .fix("run doctor as root, or inspect the entries with `binfmtd status`"),
         );
     }
-    let file_name = s.path.rsplit('/').next();
-    let matching: Vec<&Entry> = snap
-        .entries
-        .iter()
-        .filter(|e| e.matcher.matches(&s.header, file_name))
-        .collect();
-    let Some(w) = winner else {
-        if matching.is_empty() {
-            out.push(
-                Finding::error(Id::NoHandler, format!("no binfmt_misc entry matches this {arch} program; exec fails with \"exec format error\""))
-                    .about(&arch)
-                    .with("platform", &word)
-                    .with("entries checked", snap.entries.len())
-                    .fix(format!("binfmtd install {word}")),
-            );
-        } else {
-            let names: Vec<&str> = matching.iter().map(|e| e.name.as_str()).collect();
-            out.push(
-                Finding::error(
-                    Id::HandlerDisabled,
-                    format!(
-                        "the entries matching this {arch} program are disabled: {}",
-                        names.join(", ")
-                    ),
-                )
-                .about(names.join(","))
-                .with("disabled entries", names.join(", "))
-                .fix(format!("binfmtd enable {}", names[0])),
-            );
-        }
-        return;
-    };
-    let enabled: Vec<&&Entry> = matching.iter().filter(|e| e.enabled).collect();
-    if enabled.len() > 1 {
-        let losers: Vec<&str> = enabled.iter().skip(1).map(|e| e.name.as_str()).collect();
-        let differs = enabled
-            .iter()
-            .any(|e| entry_translator(e, v) != entry_translator(w, v));
-        let msg = format!(
-            "{} enabled entries match; {:?} wins because it was registered last (the kernel tries the newest first), shadowing {}",
-            enabled.len(),
-            w.name,
-            losers.join(", ")
-        );
-        let sev = if differs {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
-        out.push(
-            Finding::new(Id::HandlerShadowed, sev, msg)
-                .about(&w.name)
-                .with(
-                    "winner",
-                    format!("{} -> {}", w.name, w.interpreter.display()),
-                )
-                .with("shadowed", losers.join(", "))
-                .fix(format!(
-                    "to use another translator, remove or disable the winner: binfmtd disable {}",
-                    w.name
-                )),
-        );
+    true
+}
+
+/// No enabled entry takes the program: none matches, or the matching ones are disabled.
+fn no_winner(f: &ElfFacts, arch: &str, matching: &[&Entry], v: &View<'_>) -> Finding {
+    let word = install_word(f);
+    if matching.is_empty() {
+        return Finding::error(Id::NoHandler, format!("no binfmt_misc entry matches this {arch} program; exec fails with \"exec format error\""))
+            .about(arch)
+            .with("platform", &word)
+            .with("entries checked", v.snapshot.entries.len())
+            .fix(format!("binfmtd install {word}"));
     }
-    interpreter_checks(w, v, out);
-    flag_checks(s, w, out);
+    let names: Vec<&str> = matching.iter().map(|e| e.name.as_str()).collect();
+    Finding::error(
+        Id::HandlerDisabled,
+        format!(
+            "the entries matching this {arch} program are disabled: {}",
+            names.join(", ")
+        ),
+    )
+    .about(names.join(","))
+    .with("disabled entries", names.join(", "))
+    .fix(format!("binfmtd enable {}", names[0]))
+}
+
+/// Several enabled entries match: the newest wins; a warning when the losers use another
+/// translator, a note otherwise.
+fn shadow_check(w: &Entry, matching: &[&Entry], v: &View<'_>, out: &mut Vec<Finding>) {
+    let enabled: Vec<&&Entry> = matching.iter().filter(|e| e.enabled).collect();
+    if enabled.len() <= 1 {
+        return;
+    }
+    let losers: Vec<&str> = enabled.iter().skip(1).map(|e| e.name.as_str()).collect();
+    let differs = enabled
+        .iter()
+        .any(|e| entry_translator(e, v) != entry_translator(w, v));
+    let msg = format!(
+        "{} enabled entries match; {:?} wins because it was registered last (the kernel tries the newest first), shadowing {}",
+        enabled.len(),
+        w.name,
+        losers.join(", ")
+    );
+    let sev = if differs {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    out.push(
+        Finding::new(Id::HandlerShadowed, sev, msg)
+            .about(&w.name)
+            .with(
+                "winner",
+                format!("{} -> {}", w.name, w.interpreter.display()),
+            )
+            .with("shadowed", losers.join(", "))
+            .fix(format!(
+                "to use another translator, remove or disable the winner: binfmtd disable {}",
+                w.name
+            )),
+    );
 }
 
 fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
@@ -396,9 +435,19 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
             Finding::new(Id::HandlerNeedsFixBinary, sev, msg)
                 .about(&w.name)
                 .with("entry", &w.name)
-                .with("flags", if w.flags.to_string().is_empty() { "(none)".to_string() } else { w.flags.to_string() })
+                .with(
+                    "flags",
+                    if w.flags.to_string().is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        w.flags.to_string()
+                    },
+                )
                 .with("interpreter", &interp)
-                .fix(format!("re-register with F (binfmtd install {} --force) so the interpreter is opened once on the host", w.name)),
+                .fix(format!(
+                    "re-register with F ({}) so the interpreter is opened once on the host",
+                    v.reinstall(w, "")
+                )),
         );
         if !info.exists {
             return;
@@ -416,8 +465,8 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
             .with("interpreter", &interp)
             .with("lookup", info.error.as_deref().unwrap_or("missing"))
             .fix(format!(
-                "install qemu-user-static (or the translator), then binfmtd install {} --force",
-                w.name
+                "install qemu-user-static (or the translator), then {}",
+                v.reinstall(w, "")
             )),
         );
         return;
@@ -455,7 +504,7 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
+fn flag_checks(s: &Subject, w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
     let Some(m) = s.meta else { return };
     if (m.setuid() || m.setgid()) && !w.flags.credentials {
         let what = if m.setuid() { "setuid" } else { "setgid" };
@@ -465,7 +514,7 @@ fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
                 .with("mode", format!("{:o}", m.mode))
                 .with("entry flags", w.flags)
                 .with("risk of C", "every user who can reach a setuid foreign binary runs the interpreter as root, and the interpreter obeys that user's environment (QEMU_LOG_FILENAME creates root-owned files, QEMU_LD_PREFIX changes what root loads)")
-                .fix(format!("only where every user who can run it is trusted with root: binfmtd install {} --credentials --force (see docs/security.md); otherwise run the program as root directly", w.name)),
+                .fix(format!("only where every user who can run it is trusted with root: {} (see docs/security.md); otherwise run the program as root directly", v.reinstall(w, "--credentials"))),
         );
     }
     let base = s.path.rsplit('/').next().unwrap_or("");
@@ -490,10 +539,7 @@ fn flag_checks(s: &Subject, w: &Entry, out: &mut Vec<Finding>) {
             )
             .about(&w.name)
             .with("entry flags", w.flags)
-            .fix(format!(
-                "binfmtd install {} --preserve-argv0 --force",
-                w.name
-            )),
+            .fix(v.reinstall(w, "--preserve-argv0")),
         );
     }
 }

@@ -101,6 +101,7 @@ struct Case {
     interps: BTreeMap<String, InterpInfo>,
     host: HostFacts,
     root_is_host: bool,
+    owned: std::collections::BTreeSet<String>,
 }
 
 impl Case {
@@ -116,6 +117,7 @@ impl Case {
             interps,
             host: host(),
             root_is_host: true,
+            owned: Default::default(),
         }
     }
     fn findings(&self) -> Vec<Finding> {
@@ -126,6 +128,7 @@ impl Case {
             root_loaders: &[],
             root_is_host: self.root_is_host,
             root_name: "/r",
+            owned: &self.owned,
         };
         check(&self.s, &v)
     }
@@ -177,6 +180,7 @@ fn handler_states() {
         root_loaders: &[],
         root_is_host: true,
         root_name: "/",
+        owned: &c.owned,
     };
     let f = check(&c.s, &v);
     assert!(
@@ -208,6 +212,60 @@ fn interpreter_states() {
     i.exists = false;
     c.root_is_host = false;
     assert_eq!(c.ids(), ["handler-needs-fix-binary"]);
+}
+
+/// Fixes that re-register an entry add `--force` only when binfmtd does not own it: its own
+/// entries are replaced without it.
+#[test]
+fn fixes_force_only_entries_binfmtd_does_not_own() {
+    let fix = |path: &str, mode: u32, owned: bool, id: Id| {
+        let mut c = Case::new(subject(path, &aarch64_static(), mode));
+        if owned {
+            c.owned.insert("qemu-aarch64".into());
+        }
+        let f = c.findings();
+        f.iter().find(|f| f.id == id).unwrap().fix.clone().unwrap()
+    };
+    let table = [
+        (
+            "/bin/busybox",
+            0o755,
+            Id::Argv0NeedsPreserve,
+            "--preserve-argv0",
+        ),
+        (
+            "/bin/sudo",
+            0o4755,
+            Id::SetuidNeedsCredentials,
+            "--credentials",
+        ),
+    ];
+    for (path, mode, id, option) in table {
+        let mine = fix(path, mode, true, id);
+        assert!(
+            mine.contains(&format!("binfmtd install qemu-aarch64 {option}")),
+            "{mine}"
+        );
+        assert!(!mine.contains("--force"), "{mine}");
+        let theirs = fix(path, mode, false, id);
+        assert!(
+            theirs.contains(&format!("binfmtd install qemu-aarch64 {option} --force")),
+            "{theirs}"
+        );
+    }
+    let mut c = Case::new(subject("/bin/app", &aarch64_static(), 0o755));
+    c.interps.get_mut("qemu-aarch64").unwrap().exists = false;
+    c.owned.insert("qemu-aarch64".into());
+    let f = c.findings();
+    let missing = f.iter().find(|f| f.id == Id::InterpreterMissing).unwrap();
+    assert!(
+        missing
+            .fix
+            .as_deref()
+            .unwrap()
+            .ends_with("binfmtd install qemu-aarch64"),
+        "{missing:?}"
+    );
 }
 
 /// The fix for a setuid program under an entry without C states what C costs.
@@ -310,6 +368,7 @@ fn loader_and_libraries() {
         root_loaders: &musl,
         root_is_host: false,
         root_name: "/r",
+        owned: &c.owned,
     };
     let got = check(&c.s, &v);
     let ids: Vec<&str> = got.iter().map(|f| f.id.as_str()).collect();

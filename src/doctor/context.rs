@@ -3,6 +3,7 @@
 use crate::catalog::Catalog;
 use crate::kernel::{Binfmt, Snapshot};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// Host facts that change the verdict.
@@ -25,6 +26,9 @@ pub struct DoctorContext {
     pub host: HostFacts,
     /// The host's `/`, from which F-flag interpreters are read. Tests point it elsewhere.
     pub host_root: PathBuf,
+    /// Kernel entries binfmtd registered and still owns (see [`DoctorContext::with_ownership`]);
+    /// empty when unknown. Fixes for these need no `--force`.
+    pub owned: BTreeSet<String>,
 }
 
 impl HostFacts {
@@ -63,7 +67,21 @@ impl DoctorContext {
             catalog,
             host: HostFacts::from_report(host),
             host_root: PathBuf::from("/"),
+            owned: BTreeSet::new(),
         }
+    }
+
+    /// Marks the snapshot's entries that binfmtd owns according to `state` (the exact register
+    /// line recorded in state.json), so fixes suggest `--force` only for other tools' entries.
+    pub fn with_ownership(mut self, state: &crate::persist::state::State) -> Self {
+        self.owned = self
+            .snapshot
+            .entries
+            .iter()
+            .filter(|e| state.owns(e))
+            .map(|e| e.name.clone())
+            .collect();
+        self
     }
 }
 

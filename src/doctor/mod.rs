@@ -118,6 +118,7 @@ impl<'a> Session<'a> {
             root_loaders: self.loaders_for(s),
             root_is_host: self.root.is_host_root(),
             root_name: &self.root_name,
+            owned: &self.ctx.owned,
         };
         let findings = checks::check(s, &view);
         let identity = match &s.elf {

@@ -5,7 +5,7 @@ use super::findings::{Finding, FindingId as Id};
 use super::runas::{IdentityKind, RunIdentity};
 use super::syscalls::{self, SyscallState};
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -80,7 +80,7 @@ pub struct RunSpec<'a> {
     pub root_is_host: bool,
     /// Path inside the root.
     pub path: &'a str,
-    pub args: &'a [String],
+    pub args: &'a [std::ffi::OsString],
     pub timeout: Duration,
     pub env: Vec<(String, String)>,
     pub host_arch: &'a str,
@@ -91,7 +91,7 @@ pub struct RunSpec<'a> {
 /// Runs once and classifies the outcome.
 pub fn run(spec: &RunSpec<'_>) -> RunOutcome {
     let mut command = vec![spec.path.to_string()];
-    command.extend(spec.args.iter().cloned());
+    command.extend(spec.args.iter().map(|a| a.to_string_lossy().into_owned()));
     let failed = |error: String| RunOutcome {
         command: command.clone(),
         identity: spec.identity.clone(),
@@ -145,6 +145,7 @@ fn command_for(spec: &RunSpec<'_>) -> Command {
         (root, uid_map, gid_map)
     });
     let root_user = nix::unistd::geteuid().is_root();
+    let exec = Exec::new(spec);
     // SAFETY: runs in the forked child before exec; only async-signal-safe libc calls.
     unsafe {
         cmd.pre_exec(move || {
@@ -154,10 +155,68 @@ fn command_for(spec: &RunSpec<'_>) -> Command {
             if drop_root {
                 super::runas::drop_to_nobody()?;
             }
-            Ok(())
+            exec.execve()
         });
     }
     cmd
+}
+
+/// A prepared `execve` (built before the fork: the child must not allocate). std's own exec
+/// is glibc's `execvp`, which runs a file the kernel refuses with ENOEXEC through `/bin/sh`;
+/// doctor must report "Exec format error" instead.
+struct Exec {
+    _strings: Vec<std::ffi::CString>,
+    path: *const libc::c_char,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `_strings`, which the struct owns and never changes.
+unsafe impl Send for Exec {}
+// SAFETY: as above; the pointers are only read.
+unsafe impl Sync for Exec {}
+
+impl Exec {
+    fn new(spec: &RunSpec<'_>) -> Exec {
+        let c = |b: &[u8]| std::ffi::CString::new(b.to_vec()).unwrap_or_default();
+        let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> =
+            std::env::vars_os().collect();
+        for (k, v) in &spec.env {
+            env.insert(k.into(), v.into());
+        }
+        let path = c(spec.path.as_bytes());
+        let argv: Vec<std::ffi::CString> = std::iter::once(path.clone())
+            .chain(spec.args.iter().map(|a| c(a.as_encoded_bytes())))
+            .collect();
+        let envp: Vec<std::ffi::CString> = env
+            .iter()
+            .map(|(k, v)| c(&[k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()))
+            .collect();
+        let ptrs = |v: &[std::ffi::CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
+        let path_p = path.as_ptr();
+        let mut strings = vec![path];
+        strings.extend(argv);
+        strings.extend(envp);
+        Exec {
+            _strings: strings,
+            path: path_p,
+            argv: argv_p,
+            envp: envp_p,
+        }
+    }
+
+    /// Replaces the process; returns only the error.
+    fn execve(&self) -> std::io::Result<()> {
+        // SAFETY: NUL-terminated strings and null-terminated arrays owned by self.
+        unsafe { libc::execve(self.path, self.argv.as_ptr(), self.envp.as_ptr()) };
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Collects the last [`TAIL`] lines of the child's stderr on a thread.
@@ -437,7 +496,7 @@ mod tests {
         assert!(stderr_finding("hello").is_none());
     }
 
-    fn spec<'a>(path: &'a str, args: &'a [String], secs: u64) -> RunSpec<'a> {
+    fn spec<'a>(path: &'a str, args: &'a [std::ffi::OsString], secs: u64) -> RunSpec<'a> {
         RunSpec {
             root: Path::new("/"),
             root_is_host: true,
@@ -452,7 +511,7 @@ mod tests {
 
     #[test]
     fn exit_signal_and_hang_classes() {
-        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = |v: &[&str]| v.iter().map(|s| s.into()).collect::<Vec<_>>();
         let ok = run(&spec("/bin/sh", &a(&["-c", "echo oops >&2; exit 3"]), 5));
         assert_eq!(ok.status, RunStatus::Exited { code: 3 });
         assert_eq!(ok.stderr_tail, ["oops"]);

@@ -73,10 +73,9 @@ impl W {
 
 const BASE: u64 = 0x10000;
 
-/// Builds the image: header, program headers, then interp, strings, dynamic, notes.
-pub fn build(s: &Spec) -> Vec<u8> {
-    let c64 = s.class64;
-    let (ehsize, phentsize) = if c64 { (64u64, 56u64) } else { (52, 32) };
+/// The dynamic string table and the dynamic entries that point into it (DT_NEEDED,
+/// DT_RPATH, DT_RUNPATH, DT_SONAME, DT_FLAGS_1), and whether a PT_DYNAMIC is needed.
+fn dynamic_parts(s: &Spec) -> (Vec<u8>, Vec<(u64, u64)>, bool) {
     let mut strtab = vec![0u8];
     let mut add_str = |t: &str| {
         let off = strtab.len() as u64;
@@ -101,10 +100,15 @@ pub fn build(s: &Spec) -> Vec<u8> {
     if s.flags_1 != 0 {
         dyns.push((0x6fff_fffb, s.flags_1 as u64));
     }
+    (strtab, dyns, has_dynamic)
+}
+
+/// The PT_NOTE contents: a GNU property note (x86 ISA level) and the Go build-id note.
+fn notes(s: &Spec) -> Vec<u8> {
     let mut notes = Vec::new();
     if let Some(bits) = s.x86_isa_needed {
         // NT_GNU_PROPERTY_TYPE_0 with one property, 8-byte aligned on 64-bit.
-        let desc_len = if c64 { 16 } else { 12 };
+        let desc_len = if s.class64 { 16 } else { 12 };
         notes.extend_from_slice(&4u32.to_le_bytes());
         notes.extend_from_slice(&(desc_len as u32).to_le_bytes());
         notes.extend_from_slice(&5u32.to_le_bytes());
@@ -112,64 +116,122 @@ pub fn build(s: &Spec) -> Vec<u8> {
         notes.extend_from_slice(&0xc000_8002u32.to_le_bytes());
         notes.extend_from_slice(&4u32.to_le_bytes());
         notes.extend_from_slice(&bits.to_le_bytes());
-        if c64 {
+        if s.class64 {
             notes.extend_from_slice(&[0; 4]);
         }
     }
-    let go_note = s.go_version.is_some();
-    if go_note {
+    if s.go_version.is_some() {
         notes.extend_from_slice(&4u32.to_le_bytes());
         notes.extend_from_slice(&4u32.to_le_bytes());
         notes.extend_from_slice(&4u32.to_le_bytes());
         notes.extend_from_slice(b"Go\0\0");
         notes.extend_from_slice(b"abcd");
     }
-    let nph = 1
-        + s.interp.is_some() as u64
-        + has_dynamic as u64
-        + !notes.is_empty() as u64
-        + go_note as u64;
-    let mut off = ehsize + nph * phentsize;
-    let interp_off = off;
-    let interp_bytes: Vec<u8> = s
-        .interp
-        .as_ref()
-        .map(|i| [i.as_bytes(), b"\0"].concat())
-        .unwrap_or_default();
-    off += interp_bytes.len() as u64;
-    off = off.div_ceil(8) * 8;
-    let str_off = off;
-    off += strtab.len() as u64;
-    off = off.div_ceil(8) * 8;
-    let dyn_off = off;
-    dyns.push((5, BASE + str_off));
-    dyns.push((10, strtab.len() as u64));
-    dyns.push((0, 0));
-    let dyn_len = dyns.len() as u64 * if c64 { 16 } else { 8 };
-    off += if has_dynamic { dyn_len } else { 0 };
-    let note_off = off;
-    off += notes.len() as u64;
-    off = off.div_ceil(16) * 16;
-    let go_off = off;
-    let mut go_blob = Vec::new();
-    if let Some(v) = &s.go_version {
-        go_blob.extend_from_slice(b"\xff Go buildinf:");
-        go_blob.push(8);
-        go_blob.push(2);
-        go_blob.resize(32, 0);
-        go_blob.push(v.len() as u8);
-        go_blob.extend_from_slice(v.as_bytes());
-        go_blob.push(0);
-    }
-    off += go_blob.len() as u64;
-    let total = off;
+    notes
+}
 
-    let mut w = W {
-        out: Vec::new(),
-        c64,
-    };
+/// The inline Go build-info blob (magic, pointer size, flags, then the version string).
+fn go_blob(s: &Spec) -> Vec<u8> {
+    let mut blob = Vec::new();
+    if let Some(v) = &s.go_version {
+        blob.extend_from_slice(b"\xff Go buildinf:");
+        blob.push(8);
+        blob.push(2);
+        blob.resize(32, 0);
+        blob.push(v.len() as u8);
+        blob.extend_from_slice(v.as_bytes());
+        blob.push(0);
+    }
+    blob
+}
+
+/// File offsets of each part, in file order.
+struct Layout {
+    ehsize: u64,
+    phentsize: u64,
+    nph: u64,
+    interp: u64,
+    strtab: u64,
+    dynamic: u64,
+    dyn_len: u64,
+    notes: u64,
+    go: u64,
+    total: u64,
+}
+
+/// The parts of one image, before they are laid out.
+struct Parts {
+    interp: Vec<u8>,
+    strtab: Vec<u8>,
+    dyns: Vec<(u64, u64)>,
+    has_dynamic: bool,
+    notes: Vec<u8>,
+    go_blob: Vec<u8>,
+}
+
+impl Parts {
+    fn of(s: &Spec) -> Parts {
+        let (strtab, dyns, has_dynamic) = dynamic_parts(s);
+        Parts {
+            interp: s
+                .interp
+                .as_ref()
+                .map(|i| [i.as_bytes(), b"\0"].concat())
+                .unwrap_or_default(),
+            strtab,
+            dyns,
+            has_dynamic,
+            notes: notes(s),
+            go_blob: go_blob(s),
+        }
+    }
+
+    /// Places the parts; completes the dynamic section with DT_STRTAB, DT_STRSZ, DT_NULL.
+    fn layout(&mut self, s: &Spec) -> Layout {
+        let c64 = s.class64;
+        let (ehsize, phentsize) = if c64 { (64u64, 56u64) } else { (52, 32) };
+        let nph = 1
+            + s.interp.is_some() as u64
+            + self.has_dynamic as u64
+            + !self.notes.is_empty() as u64
+            + s.go_version.is_some() as u64;
+        let mut off = ehsize + nph * phentsize;
+        let interp = off;
+        off += self.interp.len() as u64;
+        off = off.div_ceil(8) * 8;
+        let strtab = off;
+        off += self.strtab.len() as u64;
+        off = off.div_ceil(8) * 8;
+        let dynamic = off;
+        self.dyns.push((5, BASE + strtab));
+        self.dyns.push((10, self.strtab.len() as u64));
+        self.dyns.push((0, 0));
+        let dyn_len = self.dyns.len() as u64 * if c64 { 16 } else { 8 };
+        off += if self.has_dynamic { dyn_len } else { 0 };
+        let notes = off;
+        off += self.notes.len() as u64;
+        off = off.div_ceil(16) * 16;
+        let go = off;
+        off += self.go_blob.len() as u64;
+        Layout {
+            ehsize,
+            phentsize,
+            nph,
+            interp,
+            strtab,
+            dynamic,
+            dyn_len,
+            notes,
+            go,
+            total: off,
+        }
+    }
+}
+
+/// The ELF header.
+fn write_header(w: &mut W, s: &Spec, l: &Layout) {
     w.out.extend_from_slice(b"\x7fELF");
-    w.out.push(if c64 { 2 } else { 1 });
+    w.out.push(if s.class64 { 2 } else { 1 });
     w.out.push(1);
     w.out.push(1);
     w.out.push(s.osabi);
@@ -178,62 +240,77 @@ pub fn build(s: &Spec) -> Vec<u8> {
     w.u16(s.machine);
     w.u32(1);
     w.word(BASE + 0x100);
-    w.word(ehsize);
+    w.word(l.ehsize);
     w.word(0);
     w.u32(s.flags);
-    w.u16(ehsize as u16);
-    w.u16(phentsize as u16);
-    w.u16(nph as u16);
-    w.u16(if c64 { 64 } else { 40 });
+    w.u16(l.ehsize as u16);
+    w.u16(l.phentsize as u16);
+    w.u16(l.nph as u16);
+    w.u16(if s.class64 { 64 } else { 40 });
     w.u16(0);
     w.u16(0);
-    let ph = |w: &mut W, p_type: u32, flags: u32, offset: u64, size: u64, align: u64| {
-        w.u32(p_type);
-        if c64 {
-            w.u32(flags);
+}
+
+impl W {
+    /// One program header mapping `size` bytes at `offset` to `BASE + offset`.
+    fn phdr(&mut self, p_type: u32, flags: u32, offset: u64, size: u64, align: u64) {
+        self.u32(p_type);
+        if self.c64 {
+            self.u32(flags);
         }
-        w.word(offset);
-        w.word(BASE + offset);
-        w.word(BASE + offset);
-        w.word(size);
-        w.word(size);
-        if !c64 {
-            w.u32(flags);
+        self.word(offset);
+        self.word(BASE + offset);
+        self.word(BASE + offset);
+        self.word(size);
+        self.word(size);
+        if !self.c64 {
+            self.u32(flags);
         }
-        w.word(align);
-    };
-    ph(&mut w, 1, 5, 0, total, s.align);
+        self.word(align);
+    }
+}
+
+/// The program headers: PT_LOAD of everything, then PT_INTERP, PT_DYNAMIC, PT_NOTE and the
+/// Go blob's PT_LOAD as present.
+fn write_phdrs(w: &mut W, s: &Spec, p: &Parts, l: &Layout) {
+    w.phdr(1, 5, 0, l.total, s.align);
     if s.interp.is_some() {
-        ph(&mut w, 3, 4, interp_off, interp_bytes.len() as u64, 1);
+        w.phdr(3, 4, l.interp, p.interp.len() as u64, 1);
     }
-    if has_dynamic {
-        ph(&mut w, 2, 6, dyn_off, dyn_len, 8);
+    if p.has_dynamic {
+        w.phdr(2, 6, l.dynamic, l.dyn_len, 8);
     }
-    if !notes.is_empty() {
-        ph(
-            &mut w,
-            4,
-            4,
-            note_off,
-            notes.len() as u64,
-            if c64 { 8 } else { 4 },
-        );
+    if !p.notes.is_empty() {
+        let align = if s.class64 { 8 } else { 4 };
+        w.phdr(4, 4, l.notes, p.notes.len() as u64, align);
     }
-    if go_note {
-        ph(&mut w, 1, 6, go_off, go_blob.len() as u64, s.align);
+    if s.go_version.is_some() {
+        w.phdr(1, 6, l.go, p.go_blob.len() as u64, s.align);
     }
-    w.out.extend_from_slice(&interp_bytes);
-    w.out.resize(str_off as usize, 0);
-    w.out.extend_from_slice(&strtab);
-    w.out.resize(dyn_off as usize, 0);
-    if has_dynamic {
-        for (t, v) in &dyns {
+}
+
+/// Builds the image: header, program headers, then interp, strings, dynamic, notes.
+pub fn build(s: &Spec) -> Vec<u8> {
+    let mut p = Parts::of(s);
+    let l = p.layout(s);
+    let mut w = W {
+        out: Vec::new(),
+        c64: s.class64,
+    };
+    write_header(&mut w, s, &l);
+    write_phdrs(&mut w, s, &p, &l);
+    w.out.extend_from_slice(&p.interp);
+    w.out.resize(l.strtab as usize, 0);
+    w.out.extend_from_slice(&p.strtab);
+    w.out.resize(l.dynamic as usize, 0);
+    if p.has_dynamic {
+        for (t, v) in &p.dyns {
             w.word(*t);
             w.word(*v);
         }
     }
-    w.out.extend_from_slice(&notes);
-    w.out.resize(go_off as usize, 0);
-    w.out.extend_from_slice(&go_blob);
+    w.out.extend_from_slice(&p.notes);
+    w.out.resize(l.go as usize, 0);
+    w.out.extend_from_slice(&p.go_blob);
     w.out
 }

@@ -11,9 +11,9 @@ pub const BINPRM_BUF_SIZE: usize = 256;
 /// Why a rule cannot be written to `register`; each variant names the field and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
-    #[error("entry name {0:?} is not allowed: it must be non-empty, not '.' or '..', not 'register' or 'status', contain no '/', and be at most 255 bytes")]
-    BadName(String),
-    #[error("{field} of entry {name:?} contains {what}, which cannot be written to binfmt_misc; choose a value without it")]
+    #[error("entry name {name:?} is not allowed: {why}; a name must be non-empty, not '.' or '..', not 'register' or 'status', at most 255 bytes, and contain no '/', no ':' (the register-line delimiter), no newline and no NUL byte")]
+    BadName { name: String, why: &'static str },
+    #[error("{field} of entry {name:?} contains {what}, which cannot be written to binfmt_misc (a register line cannot carry ':', its delimiter, a newline or a NUL byte); choose a value without it")]
     ForbiddenChar {
         name: String,
         field: &'static str,
@@ -46,21 +46,27 @@ pub enum EncodeError {
 
 /// Checks an entry name against the kernel's rules.
 pub fn validate_name(name: &str) -> Result<(), EncodeError> {
-    let bad = name.is_empty()
-        || name == "."
-        || name == ".."
-        || name == "register"
-        || name == "status"
-        || name.len() > 255
-        || name.contains('/')
-        || name.contains(':')
-        || name.contains('\n')
-        || name.contains('\0');
-    if bad {
-        Err(EncodeError::BadName(name.to_string()))
+    let why = if name.is_empty() {
+        "it is empty"
+    } else if matches!(name, "." | ".." | "register" | "status") {
+        "it is reserved by binfmt_misc"
+    } else if name.len() > 255 {
+        "it is longer than 255 bytes"
+    } else if name.contains('/') {
+        "it contains '/'"
+    } else if name.contains(':') {
+        "it contains ':', the register-line delimiter"
+    } else if name.contains('\n') {
+        "it contains a newline"
+    } else if name.contains('\0') {
+        "it contains a NUL byte"
     } else {
-        Ok(())
-    }
+        return Ok(());
+    };
+    Err(EncodeError::BadName {
+        name: name.to_string(),
+        why,
+    })
 }
 
 fn check_text(name: &str, field: &'static str, value: &str) -> Result<(), EncodeError> {
@@ -346,14 +352,20 @@ mod tests {
             (rule("", "/x"), "not allowed"),
             (rule(".", "/x"), "not allowed"),
             (rule("..", "/x"), "not allowed"),
-            (rule("a/b", "/x"), "not allowed"),
+            (rule("a/b", "/x"), "contains '/'"),
+            (
+                rule("a:b", "/x"),
+                "contains ':', the register-line delimiter",
+            ),
+            (rule("a\nb", "/x"), "contains a newline"),
+            (rule("a\0b", "/x"), "contains a NUL byte"),
             (rule("register", "/x"), "not allowed"),
             (rule("status", "/x"), "not allowed"),
             (rule(&"n".repeat(256), "/x"), "not allowed"),
             (rule("ok", "relative/qemu"), "not an absolute path"),
-            (rule("ok", "/usr/bin/a:b"), "':' delimiter"),
-            (rule("ok", "/usr/bin/a\nb"), "newline"),
-            (rule("ok", "/usr/bin/a\0b"), "NUL"),
+            (rule("ok", "/usr/bin/a:b"), "contains the ':' delimiter"),
+            (rule("ok", "/usr/bin/a\nb"), "contains a newline"),
+            (rule("ok", "/usr/bin/a\0b"), "contains a NUL byte"),
             (
                 rule("ok", &format!("/{}", "x".repeat(2000))),
                 "at most 1920",
@@ -395,6 +407,15 @@ mod tests {
         for (r, want) in table {
             let e = encode(&r).expect_err(&r.name);
             assert!(e.to_string().contains(want), "{} -> {e}", r.name);
+            // Every refusal spells out the characters a register line cannot carry.
+            if matches!(
+                e,
+                EncodeError::BadName { .. } | EncodeError::ForbiddenChar { .. }
+            ) {
+                for named in ["':'", "newline", "NUL"] {
+                    assert!(e.to_string().contains(named), "{} -> {e}", r.name);
+                }
+            }
         }
     }
 

@@ -57,6 +57,7 @@ const EM_ARM: u16 = 40;
 const EM_SH: u16 = 42;
 const EM_SPARCV9: u16 = 43;
 const EM_X86_64: u16 = 62;
+const EM_CRIS: u16 = 76;
 const EM_OPENRISC: u16 = 92;
 const EM_XTENSA: u16 = 94;
 const EM_HEXAGON: u16 = 164;
@@ -93,9 +94,10 @@ const EF_LOONGARCH_LP64D_V1: u32 = 0x43;
 /// Hexagon V67: a CPU version every QEMU with hexagon accepts (QEMU ≥ 9 rejects 0).
 const EF_HEXAGON_MACH_V67: u32 = 0x67;
 
-/// The 34 QEMU user-mode targets, in QEMU's order.
+/// The 34 QEMU user-mode targets, in QEMU's order, then the targets only Debian registers
+/// ([`crate::catalog::DEBIAN_ONLY_TARGETS`]).
 #[rustfmt::skip]
-static TABLE: [Isa; 34] = [
+static TABLE: [Isa; 35] = [
     isa("i386", Elf32, Little, EM_386, 0, 252, Asm::I386),
     isa("i486", Elf32, Little, EM_486, 0, 252, Asm::I386),
     isa("alpha", Elf64, Little, EM_ALPHA, 0, 405, Asm::Alpha),
@@ -130,10 +132,11 @@ static TABLE: [Isa; 34] = [
     isa("x86_64", Elf64, Little, EM_X86_64, 0, 231, Asm::X86_64),
     isa("hexagon", Elf32, Little, EM_HEXAGON, EF_HEXAGON_MACH_V67, 94, Asm::Hexagon),
     isa("loongarch64", Elf64, Little, EM_LOONGARCH, EF_LOONGARCH_LP64D_V1, 94, Asm::LoongArch),
+    isa("cris", Elf32, Little, EM_CRIS, 0, 252, Asm::Cris),
 ];
 
-static NAMES: [&str; 34] = {
-    let mut names = [""; 34];
+static NAMES: [&str; 35] = {
+    let mut names = [""; 35];
     let mut i = 0;
     while i < TABLE.len() {
         names[i] = TABLE[i].arch;
