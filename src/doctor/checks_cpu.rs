@@ -41,8 +41,9 @@ pub fn translator_level(info: &InterpInfo) -> Option<(u8, String)> {
     }
 }
 
-/// ISA level, page size and known-defect checks.
-pub fn cpu_checks(
+/// The x86-64 level the binary (or its loader) needs against what the CPU or the
+/// translator offers.
+fn isa_level_check(
     s: &Subject,
     l: &Loaded,
     winner: Option<&Entry>,
@@ -90,6 +91,19 @@ pub fn cpu_checks(
             ),
         }
     }
+}
+
+/// ISA level, page size and known-defect checks.
+pub fn cpu_checks(
+    s: &Subject,
+    l: &Loaded,
+    winner: Option<&Entry>,
+    v: &View<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let f = &l.facts;
+    let info = winner.and_then(|w| v.interps.get(&w.name));
+    isa_level_check(s, l, winner, v, out);
     if let Some(bits) = f.aarch64_features.filter(|b| b & 3 != 0) {
         let mut names = Vec::new();
         if bits & 1 != 0 {
