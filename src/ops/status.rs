@@ -208,9 +208,12 @@ pub fn platforms(ctx: &Context) -> Result<PlatformsReport, OpsError> {
         }
     }
     let arches: Vec<String> = emulated.iter().map(|(a, _)| a.clone()).collect();
-    let (outcomes, _, _) = super::verify::run_probes(&arches, &ctx.probe_dir);
+    let probed = ctx.prober.probe(&arches);
     let mut broken = Vec::new();
-    for ((arch, entry), (_, outcome)) in emulated.into_iter().zip(outcomes) {
+    for (arch, entry) in emulated {
+        let Some((_, outcome)) = probed.outcomes.iter().find(|(a, _)| *a == arch) else {
+            continue;
+        };
         let Some(h) = ctx.catalog.qemu_for_arch(&arch) else {
             continue;
         };
