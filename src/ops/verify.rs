@@ -1,7 +1,8 @@
 //! Verification after install: read each entry back, then run its ISA's probe through it.
 
 use crate::model::{Entry, Rule};
-use crate::probe::run::{probe_many, ProbeOutcome, RunMode};
+use crate::probe::batch::{self, Setup};
+use crate::probe::run::ProbeOutcome;
 use serde::Serialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -96,11 +97,7 @@ pub fn run_probes(
 ) -> (Vec<(String, ProbeOutcome)>, bool, Duration) {
     let chroot = can_chroot();
     let start = Instant::now();
-    let mode = RunMode {
-        chroot,
-        empty_instance: false,
-        timeout: Duration::from_secs(10),
-    };
-    let out = probe_many(arches, probe_dir, mode);
+    let setup = if chroot { Setup::Chroot } else { Setup::Direct };
+    let out = batch::run(arches, probe_dir, setup, Duration::from_secs(10));
     (out, chroot, start.elapsed())
 }

@@ -1,5 +1,6 @@
 //! Tiny per-ISA probe programs that just exit, and the code that runs them.
 
+pub mod batch;
 pub mod elf;
 pub mod isa;
 pub mod isa_code;

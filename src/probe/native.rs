@@ -1,6 +1,7 @@
 //! Decides which ISAs the CPU runs natively by executing probes with no binfmt_misc handlers.
 
-use super::run::{probe_many, ProbeOutcome, RunMode};
+use super::batch::{self, Setup};
+use super::run::ProbeOutcome;
 use crate::kernel::{Binfmt, Snapshot};
 use std::time::Duration;
 
@@ -20,12 +21,12 @@ pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, Nativ
     let tmp = tempfile::Builder::new()
         .prefix("binfmtd-native-")
         .tempdir()?;
-    let mode = RunMode {
-        chroot: false,
-        empty_instance: true,
-        timeout: Duration::from_secs(5),
-    };
-    let outcomes = probe_many(arches, tmp.path(), mode);
+    let outcomes = batch::run(
+        arches,
+        tmp.path(),
+        Setup::EmptyInstance,
+        Duration::from_secs(5),
+    );
     // ENOEXEC is the answer "the CPU cannot run this"; any other exec failure means the
     // private instance itself could not be set up, and then no answer is an answer.
     if let Some((_, o)) = outcomes.iter().find(|(_, o)| setup_failed(o)) {
@@ -63,12 +64,7 @@ pub fn run_direct_probes(arches: &[String]) -> Vec<(String, bool)> {
     let Ok(tmp) = tempfile::Builder::new().prefix("binfmtd-native-").tempdir() else {
         return Vec::new();
     };
-    let mode = RunMode {
-        chroot: false,
-        empty_instance: false,
-        timeout: Duration::from_secs(5),
-    };
-    probe_many(arches, tmp.path(), mode)
+    batch::run(arches, tmp.path(), Setup::Direct, Duration::from_secs(5))
         .into_iter()
         .filter(|(_, o)| !setup_failed(o))
         .map(|(a, o)| (a, o.passed()))
