@@ -148,10 +148,11 @@ pub fn version_program(path: &Path) -> Option<PathBuf> {
 pub fn query_version(path: &Path, translator: Translator) -> Option<String> {
     let program = version_program(path)?;
     match translator {
-        Translator::Qemu => {
+        // Read from the binary when it carries its banner (no emulator start); ask it else.
+        Translator::Qemu => super::banner::qemu_banner(&program).or_else(|| {
             crate::sys::version::first_line(&program, &["--version"], VERSION_TIMEOUT)
                 .filter(|l| qemu_version(l).is_some())
-        }
+        }),
         Translator::Fex | Translator::Box64 => {
             crate::sys::version::first_line(&program, &["--version"], VERSION_TIMEOUT)
         }

@@ -1,5 +1,6 @@
 //! Handler catalog: the embedded `interpreters/*.toml` files plus drop-ins, and name lookup.
 
+pub mod banner;
 pub mod discover;
 
 use crate::model::{Flags, Matcher, Rule};
