@@ -1,7 +1,7 @@
 //! Reads QEMU's version banner from the binary's read-only data, without running it: the
 //! line `qemu-ARCH version N.M.P (...)` that `--version` prints is one string there.
 
-use object::{Object, ObjectSection};
+use object::read::elf::{FileHeader, SectionHeader};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -16,13 +16,9 @@ const CHUNK: usize = 256 * 1024;
 /// file is not an ELF with such a banner (then ask the program itself).
 pub fn qemu_banner(path: &Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
-    let (offset, size) = {
-        let cache = object::read::ReadCache::new(&file);
-        let elf = object::File::parse(&cache).ok()?;
-        elf.section_by_name(".rodata")?.file_range()?
-    };
-    let mut at = offset;
+    let (offset, size) = rodata(&file)?;
     let end = offset.checked_add(size)?;
+    let mut at = offset;
     let mut buf = vec![0u8; CHUNK + MAX_LINE];
     while at < end {
         // Each chunk starts MAX_LINE bytes early, so a line across a boundary is whole.
@@ -38,6 +34,46 @@ pub fn qemu_banner(path: &Path) -> Option<String> {
         at = start + n as u64;
     }
     None
+}
+
+/// The file range of `.rodata`, from three small reads: the ELF header, the section
+/// headers, and the section-name table.
+fn rodata(file: &std::fs::File) -> Option<(u64, u64)> {
+    let mut ident = [0u8; 64];
+    let n = file.read_at(&mut ident, 0).ok()?;
+    match object::FileKind::parse(&ident[..n]).ok()? {
+        object::FileKind::Elf64 => {
+            section::<object::elf::FileHeader64<object::Endianness>>(file, &ident[..n])
+        }
+        object::FileKind::Elf32 => {
+            section::<object::elf::FileHeader32<object::Endianness>>(file, &ident[..n])
+        }
+        _ => None,
+    }
+}
+
+fn section<H: FileHeader<Endian = object::Endianness>>(
+    file: &std::fs::File,
+    head: &[u8],
+) -> Option<(u64, u64)> {
+    let read = |offset: u64, len: usize| -> Option<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        (file.read_at(&mut v, offset).ok()? == len).then_some(v)
+    };
+    let h = H::parse(head).ok()?;
+    let e = h.endian().ok()?;
+    let count = usize::from(h.e_shnum(e));
+    let entry = std::mem::size_of::<H::SectionHeader>();
+    let table = read(h.e_shoff(e).into(), count.checked_mul(entry)?)?;
+    let headers: &[H::SectionHeader] = object::pod::slice_from_all_bytes(&table).ok()?;
+    let names = headers.get(usize::from(h.e_shstrndx(e)))?;
+    let (names_at, names_len) = names.file_range(e)?;
+    let names = read(names_at, usize::try_from(names_len).ok()?)?;
+    headers.iter().find_map(|s| {
+        let at = usize::try_from(s.sh_name(e)).ok()?;
+        let name = names.get(at..)?.split(|b| *b == 0).next()?;
+        (name == b".rodata").then(|| s.file_range(e)).flatten()
+    })
 }
 
 /// The version line before the first `\nCopyright (c) ` whose line is a QEMU banner (pure).
@@ -62,16 +98,7 @@ pub fn find_line(data: &[u8]) -> Option<String> {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = needle.first()?;
-    let mut i = 0;
-    while let Some(p) = hay.get(i..)?.iter().position(|b| b == first) {
-        let at = i + p;
-        if hay.get(at..at + needle.len()) == Some(needle) {
-            return Some(at);
-        }
-        i = at + 1;
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
 
 #[cfg(test)]

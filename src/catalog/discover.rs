@@ -190,8 +190,7 @@ pub fn discover(
         .unwrap_or_else(|| inspect(path, h.translator)))
 }
 
-/// Discovers many handlers: lookups in order, and only uncached interpreters are run (in
-/// parallel) for their versions.
+/// Discovers many handlers: lookups in order; only uncached interpreters are inspected.
 pub fn discover_many(
     handlers: &[&Handler],
     search: &[PathBuf],
@@ -213,17 +212,11 @@ pub fn discover_many(
             },
         }
     }
-    std::thread::scope(|s| {
-        let hs: Vec<_> = todo
-            .into_iter()
-            .map(|(name, path, t)| s.spawn(move || (name, inspect(path, t))))
-            .collect();
-        for h in hs {
-            if let Ok((name, i)) = h.join() {
-                out.insert(name, Ok(i));
-            }
-        }
-    });
+    // QEMU's version is read from its file (no process), so one pass is fast; only
+    // Rosetta, FEX and box64 are asked, and those are one or two per host.
+    for (name, path, t) in todo {
+        out.insert(name, Ok(inspect(path, t)));
+    }
     out
 }
 

@@ -244,17 +244,27 @@ impl Txn<'_> {
                 self.ctx.state.save_desired(&record)?;
             }
         }
+        let loaded = self.state.clone();
         for r in self.results.iter().filter(|r| r.result == Status::Ok) {
             steps::intent(&mut self.state, &r.plan, &self.snap);
         }
-        self.ctx.state.save(&self.state)?;
+        let mut on_disk = loaded;
+        if self.state != on_disk {
+            self.ctx.state.save(&self.state)?;
+            on_disk = self.state.clone();
+        }
+        // No save between the steps: until the final one, the journal saved above says
+        // what to undo, and undoing is idempotent.
         self.apply_all();
-        self.ctx.state.save(&self.state)?;
         self.verify()?;
         self.persist();
         self.settle_foreign();
         self.finish();
-        self.ctx.state.save(&self.state)?;
+        if self.req.options.persist {
+            self.ctx.state.save_synced(&self.state)?;
+        } else if self.state != on_disk {
+            self.ctx.state.save(&self.state)?;
+        }
         if self.req.origin == Origin::Request {
             let mut record = self.ctx.state.load_desired()?;
             let before = record.clone();

@@ -111,7 +111,12 @@ impl Cache {
     pub fn save(&self, dir: Option<&Path>) {
         let Some(dir) = dir else { return };
         if let Ok(text) = serde_json::to_vec(self) {
-            if let Err(e) = super::atomic::write(&dir.join(CACHE_FILE), &text, 0o644) {
+            if let Err(e) = super::atomic::write_with(
+                &dir.join(CACHE_FILE),
+                &text,
+                0o644,
+                super::atomic::Durability::Atomic,
+            ) {
                 tracing::debug!("cannot write cache in {}: {e}", dir.display());
             }
         }

@@ -205,8 +205,23 @@ impl StateStore {
         }
     }
 
-    /// Saves the state atomically.
+    /// Saves the state atomically (a killed process leaves the old or the new file). The
+    /// entries it records vanish at a power loss anyway, so it is not synced to disk.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
+        self.save_with(state, super::atomic::Durability::Atomic)
+    }
+
+    /// Saves the state and syncs it to disk: for changes that wrote something durable
+    /// (binfmt.d files), whose ownership must survive a power loss too.
+    pub fn save_synced(&self, state: &State) -> Result<(), StateError> {
+        self.save_with(state, super::atomic::Durability::Synced)
+    }
+
+    fn save_with(
+        &self,
+        state: &State,
+        durability: super::atomic::Durability,
+    ) -> Result<(), StateError> {
         let dir = match self {
             StateStore::Dir(dir) => dir,
             StateStore::Memory(m) => {
@@ -217,7 +232,7 @@ impl StateStore {
         let path = dir.join(STATE_FILE);
         let mut text = serde_json::to_vec_pretty(state).unwrap_or_default();
         text.push(b'\n');
-        super::atomic::write(&path, &text, 0o644)
+        super::atomic::write_with(&path, &text, 0o644, durability)
             .map_err(|source| StateError::Write { path, source })
     }
 

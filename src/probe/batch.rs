@@ -6,7 +6,7 @@ use super::run::{ProbeOutcome, PROBE_EXIT_CODE};
 use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -51,10 +51,11 @@ pub fn run(
     let todo: Vec<usize> = (0..arches.len())
         .filter(|i| outcomes[*i].is_none())
         .collect();
-    if !todo.is_empty() {
-        match Plan::new(arches, &todo, dir.path(), setup) {
-            Ok(plan) => plan.execute(timeout, &mut outcomes),
-            Err(e) => fill(&mut outcomes, &todo, exec_failed(&e)),
+    for part in in_parallel(arches, &todo, dir.path(), setup, timeout) {
+        for (i, o) in part.into_iter().enumerate() {
+            if o.is_some() {
+                outcomes[i] = o;
+            }
         }
     }
     arches
@@ -62,6 +63,38 @@ pub fn run(
         .zip(outcomes)
         .map(|(a, o)| (a.clone(), o.unwrap_or(ProbeOutcome::NoProbe)))
         .collect()
+}
+
+/// One helper per core, each with its share of the probes: within a helper, each probe's
+/// exec (or its ENOEXEC) waits for the one before.
+fn in_parallel(
+    arches: &[String],
+    todo: &[usize],
+    dir: &Path,
+    setup: Setup,
+    timeout: Duration,
+) -> Vec<Vec<Option<ProbeOutcome>>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let helpers = cores.min(todo.len());
+    let groups: Vec<Vec<usize>> = (0..helpers)
+        .map(|h| todo.iter().copied().skip(h).step_by(helpers).collect())
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = groups
+            .iter()
+            .map(|group| {
+                s.spawn(move || {
+                    let mut out = vec![None; arches.len()];
+                    match Plan::new(arches, group, dir, setup) {
+                        Ok(plan) => plan.execute(timeout, &mut out),
+                        Err(e) => fill(&mut out, group, exec_failed(&e)),
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    })
 }
 
 fn fill(outcomes: &mut [Option<ProbeOutcome>], todo: &[usize], o: ProbeOutcome) {
@@ -97,8 +130,12 @@ fn stage(
             continue;
         };
         let path = dir.path().join(file_name(arch));
-        std::fs::write(&path, bytes)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&path)?;
+        std::io::Write::write_all(&mut f, &bytes)?;
     }
     Ok(dir)
 }
@@ -177,7 +214,13 @@ impl Plan {
             }
             let argv0 = [std::ptr::null_mut::<libc::c_char>(); 2];
             let envp = [std::ptr::null_mut::<libc::c_char>(); 1];
+            let mut running = 0;
             for (k, path) in self.paths.iter().enumerate() {
+                // A few at a time: many emulators starting at once on few cores only
+                // contend for memory (page-fault and LRU locks) and finish later.
+                if running >= IN_FLIGHT {
+                    running -= reap_one(out, pids);
+                }
                 let mut argv = argv0;
                 argv[0] = path.as_ptr().cast_mut();
                 let mut pid: libc::pid_t = 0;
@@ -193,18 +236,10 @@ impl Plan {
                     report(out, k, KIND_SPAWN_FAILED, rc);
                 } else {
                     pids[k] = pid;
+                    running += 1;
                 }
             }
-            loop {
-                let mut status: libc::c_int = 0;
-                let pid = libc::waitpid(-1, &mut status, 0);
-                if pid < 0 {
-                    break;
-                }
-                if let Some(k) = pids.iter().position(|p| *p == pid) {
-                    report(out, k, KIND_EXITED, status);
-                }
-            }
+            while reap_one(out, pids) == 1 {}
             libc::_exit(0);
         }
     }
@@ -283,6 +318,24 @@ impl Plan {
             outcomes[*i] = Some(outcome);
         }
     }
+}
+
+/// Probes one helper runs at once.
+const IN_FLIGHT: usize = 2;
+
+/// Waits for any probe of this helper and reports it; 0 when none is left.
+unsafe fn reap_one(out: libc::c_int, pids: &[libc::pid_t]) -> usize {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waits for a child of this (single-threaded) helper.
+    let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+    if pid < 0 {
+        return 0;
+    }
+    if let Some(k) = pids.iter().position(|p| *p == pid) {
+        // SAFETY: as in report.
+        unsafe { report(out, k, KIND_EXITED, status) };
+    }
+    1
 }
 
 /// Writes one record (helper side; a single write of 12 bytes is atomic on a pipe).
