@@ -127,11 +127,17 @@ pub fn cpu_checks(
             );
         }
     }
+    let program = s.path.rsplit('/').next();
     let q = Query {
         translator: info.and_then(|i| i.translator),
         translator_version: info.and_then(|i| i.version.as_deref()),
         is_go: f.is_go,
         go_version: f.go_version.as_deref(),
+        arch: f.qemu_arch.as_deref(),
+        kernel: v.host.kernel.as_deref(),
+        program,
+        libraries: &f.needed,
+        x86_level: f.x86_isa_level.max(loader_level),
     };
     for d in defects::matching(&q) {
         out.push(

@@ -10,6 +10,7 @@ pub mod checks_cpu;
 pub mod checks_deps;
 pub mod context;
 pub mod defects;
+pub mod defects_table;
 pub mod elf;
 pub mod findings;
 pub mod inspect;
