@@ -127,7 +127,6 @@ pub fn cpu_checks(
             );
         }
     }
-    let program = s.path.rsplit('/').next();
     let q = Query {
         translator: info.and_then(|i| i.translator),
         translator_version: info.and_then(|i| i.version.as_deref()),
@@ -135,19 +134,25 @@ pub fn cpu_checks(
         go_version: f.go_version.as_deref(),
         arch: f.qemu_arch.as_deref(),
         kernel: v.host.kernel.as_deref(),
-        program,
+        program: s.path.rsplit('/').next(),
         libraries: &f.needed,
         x86_level: f.x86_isa_level.max(loader_level),
     };
-    for d in defects::matching(&q) {
-        out.push(
+    out.extend(defect_findings(&q));
+}
+
+/// A warning for every known-defects row that matches, with its evidence and source.
+pub fn defect_findings(q: &Query<'_>) -> Vec<Finding> {
+    defects::matching(q)
+        .into_iter()
+        .map(|d| {
             Finding::warning(Id::KnownEmulatorDefect, d.summary)
                 .about(d.key)
                 .with("defect", d.key)
                 .with("translator version", q.translator_version.unwrap_or("?"))
                 .with("go version", q.go_version.unwrap_or("?"))
                 .with("source", d.source)
-                .fix(d.fix),
-        );
-    }
+                .fix(d.fix)
+        })
+        .collect()
 }
