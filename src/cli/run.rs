@@ -127,12 +127,32 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Install(a) => install(&cli, a),
+        Command::Ps(a) => {
+            let ctx = context(&cli)?;
+            let opts = crate::procs::ScanOptions {
+                window: std::time::Duration::from_secs_f64(a.sample),
+                container: a.container.clone(),
+                viewer: crate::procs::Viewer::Everything,
+                host_arch: std::env::consts::ARCH.to_string(),
+            };
+            let interps = crate::procs::guest::Interpreters::from_catalog(&ctx.catalog);
+            let src = crate::procs::source::LiveProc::new();
+            let r = crate::procs::scan(&src, &interps, &opts)?;
+            emit(json, &r, super::render_ps::ps)?;
+            Ok(exit::OK)
+        }
         Command::Doctor(a) => {
             let ctx = context(&cli)?;
             let host = ctx.host_with(&mut ctx.cache(), true);
             let dctx =
                 crate::doctor::DoctorContext::from_system(ctx.kernel.as_ref(), ctx.catalog, &host);
-            let r = crate::doctor::execute(a, &dctx)?;
+            let r = match a.pid {
+                Some(_) => {
+                    let src = crate::procs::source::LiveProc::new();
+                    crate::doctor::execute_pid(a, &dctx, &src)?
+                }
+                None => crate::doctor::execute(a, &dctx)?,
+            };
             let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
             emit(json, &r, |r| crate::doctor::render_human(r, color))?;
             Ok(r.exit_code())
