@@ -91,7 +91,9 @@ pub fn thread(a: &ThreadSample, b: Option<&ThreadSample>, window_ms: u64, hz: u6
     };
     let used = b.cpu_ticks > a.cpu_ticks;
     let in_call = syscall_of(b);
-    if in_call.is_none() && cpu_percent(a, b, window_ms, hz) >= SPIN_PERCENT {
+    // Runnable at both ends and out of syscalls: burning CPU even when others share it.
+    let runnable = a.state == 'R' && b.state == 'R' && syscall_of(a).is_none() && used;
+    if in_call.is_none() && (runnable || cpu_percent(a, b, window_ms, hz) >= SPIN_PERCENT) {
         return Class::Spinning;
     }
     match (syscall_of(a), in_call) {
