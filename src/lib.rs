@@ -20,6 +20,7 @@ pub mod persist;
 pub mod plan;
 pub mod privilege;
 pub mod probe;
+pub mod procs;
 pub mod sandbox;
 pub mod sys;
 pub mod text;

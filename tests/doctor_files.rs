@@ -44,6 +44,7 @@ pub fn ctx(flags: Option<&str>) -> DoctorContext {
             native: vec!["x86_64".into(), "i386".into()],
             page_size: 4096,
             x86_64_level: Some(3),
+            kernel: None,
         },
         host_root: PathBuf::from("/"),
         owned: Default::default(),

@@ -42,6 +42,7 @@ fn ctx_with(entries: Vec<Entry>) -> DoctorContext {
             native: vec!["x86_64".into(), "i386".into()],
             page_size: 4096,
             x86_64_level: Some(4),
+            kernel: None,
         },
         host_root: PathBuf::from("/"),
         owned: Default::default(),

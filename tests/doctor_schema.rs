@@ -81,6 +81,7 @@ fn ctx() -> DoctorContext {
             native: vec!["x86_64".into()],
             page_size: 4096,
             x86_64_level: Some(3),
+            kernel: Some("6.1.0".into()),
         },
         host_root: PathBuf::from("/"),
         owned: Default::default(),

@@ -85,6 +85,12 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::doctor::DoctorError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::procs::ProcsError>() {
+            return match e {
+                crate::procs::ProcsError::Denied { .. } => PERMISSION,
+                _ => USAGE,
+            };
+        }
         // A bad catalog or drop-in file is a configuration (usage) error, not "failed":
         // for doctor, 1 would read as "problems found".
         if cause.downcast_ref::<crate::model::UnknownFlag>().is_some()

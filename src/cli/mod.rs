@@ -5,6 +5,7 @@ pub mod exit;
 pub mod output;
 pub mod remote;
 pub mod render;
+pub mod render_ps;
 pub mod run;
 
 use clap::{Args, Parser, Subcommand};
@@ -13,11 +14,11 @@ use std::path::PathBuf;
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  success (doctor: the binary will run)
-  1  some handler failed to register or verify, an entry could not be changed (doctor: problems found)
-  2  usage error, unknown platform, invalid handler file (catalog or drop-in), or I/O error
+  0  success (doctor: the binary will run; ps: listed, also when nothing is emulated)
+  1  some handler failed to register or verify, an entry could not be changed (doctor: problems found, or the --pid process is blocked, spinning, stopped or a zombie)
+  2  usage error, unknown platform, invalid handler file (catalog or drop-in), I/O error, or no such PID
   3  binfmt_misc or private instances unavailable (kernel, mount, user namespaces)
-  4  not enough privilege (a capability such as CAP_SYS_ADMIN is missing)
+  4  not enough privilege (a capability such as CAP_SYS_ADMIN is missing; doctor --pid: the process cannot be read)
   5  the binfmtd daemon could not be reached or refused the call";
 
 /// Register, verify, keep and diagnose binfmt_misc handlers for foreign-architecture binaries.
@@ -90,6 +91,8 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Say why a foreign binary, a script, or a whole root filesystem will fail under emulation.
     Doctor(crate::doctor::DoctorArgs),
+    /// List the processes running under an emulator, by container, with what each thread does.
+    Ps(PsArgs),
     /// Run the D-Bus service org.binfmtd1 that keeps handlers registered (systemd starts it).
     Daemon(DaemonArgs),
     /// Write man pages and shell completions generated from this command line (packaging).
@@ -110,6 +113,27 @@ pub struct DaemonArgs {
     /// Also re-check the desired state every SECONDS, on top of kernel events (default: events only).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub check_interval: Option<u64>,
+}
+
+/// Options of `ps`.
+#[derive(Debug, Clone, Args)]
+pub struct PsArgs {
+    /// Only the processes of this container (id, id prefix of 3+ characters, or name).
+    #[arg(long, value_name = "ID")]
+    pub container: Option<String>,
+    /// Seconds between the two samples that measure CPU use and progress; 0: one pass.
+    #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = parse_sample)]
+    pub sample: f64,
+}
+
+/// A sampling window in seconds: 0 to 60.
+fn parse_sample(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=60.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds from 0 to 60 (e.g. 1 or 0.5)"
+        )),
+    }
 }
 
 /// Options of the hidden `generate-docs` command.

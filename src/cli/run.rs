@@ -97,6 +97,27 @@ fn install(cli: &Cli, a: &InstallArgs) -> Result<i32> {
     Ok(if r.ok { exit::OK } else { exit::FAILED })
 }
 
+/// `binfmtd doctor`: a file, a root, a run, or a running process.
+fn doctor(cli: &Cli, a: &crate::doctor::DoctorArgs) -> Result<i32> {
+    let ctx = context(cli)?;
+    let host = ctx.host_with(&mut ctx.cache(), true);
+    let owned = ctx.state.peek().state;
+    let dctx = crate::doctor::DoctorContext::from_system(ctx.kernel.as_ref(), ctx.catalog, &host)
+        .with_ownership(&owned);
+    let r = match a.pid {
+        Some(_) => {
+            let src = crate::procs::source::LiveProc::new();
+            crate::doctor::execute_pid(a, &dctx, &src)?
+        }
+        None => crate::doctor::execute(a, &dctx)?,
+    };
+    let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    emit(cli.global.json, &r, |r| {
+        crate::doctor::render_human(r, color)
+    })?;
+    Ok(r.exit_code())
+}
+
 /// Runs one parsed command and returns its exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let json = cli.global.json;
@@ -124,18 +145,21 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Install(a) => install(&cli, a),
-        Command::Doctor(a) => {
+        Command::Ps(a) => {
             let ctx = context(&cli)?;
-            let host = ctx.host_with(&mut ctx.cache(), true);
-            let owned = ctx.state.peek().state;
-            let dctx =
-                crate::doctor::DoctorContext::from_system(ctx.kernel.as_ref(), ctx.catalog, &host)
-                    .with_ownership(&owned);
-            let r = crate::doctor::execute(a, &dctx)?;
-            let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            emit(json, &r, |r| crate::doctor::render_human(r, color))?;
-            Ok(r.exit_code())
+            let opts = crate::procs::ScanOptions {
+                window: std::time::Duration::from_secs_f64(a.sample),
+                container: a.container.clone(),
+                viewer: crate::procs::Viewer::Everything,
+                host_arch: std::env::consts::ARCH.to_string(),
+            };
+            let interps = crate::procs::guest::Interpreters::from_catalog(&ctx.catalog);
+            let src = crate::procs::source::LiveProc::new();
+            let r = crate::procs::scan(&src, &interps, &opts)?;
+            emit(json, &r, super::render_ps::ps)?;
+            Ok(exit::OK)
         }
+        Command::Doctor(a) => doctor(&cli, a),
         Command::Daemon(a) => {
             let front: Option<Box<dyn crate::daemon::Front>> = match a.no_bus {
                 true => None,

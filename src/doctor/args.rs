@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-/// `binfmtd doctor PATH [--root DIR] | --root DIR --all | PATH --run [--timeout S] [-- ARGS]`
+/// `binfmtd doctor PATH [--root DIR] | --root DIR --all | PATH --run [--timeout S] [-- ARGS] | --pid PID [--sample S]`
 ///
 /// Exit status: 0 the program will run; 1 problems were found; 2 usage or I/O error.
-#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+#[derive(clap::Args, Debug, Clone, PartialEq)]
 #[command(
-    after_help = "Exit status: 0 = it will run, 1 = problems found, 2 = usage or I/O error.\nFinding ids are explained in docs/doctor.md."
+    after_help = "Exit status: 0 = it will run, 1 = problems found, 2 = usage or I/O error or no such PID, 4 = the PID cannot be read (run as root or as its owner).\nFinding ids are explained in docs/doctor.md."
 )]
 pub struct DoctorArgs {
     /// The program or script to diagnose, resolved inside --root as the kernel would run it.
@@ -29,6 +29,13 @@ pub struct DoctorArgs {
     /// Arguments passed to the program with --run.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,
+    /// Diagnose a running process (a host PID, e.g. from `binfmtd ps`): sample its threads,
+    /// judge the binary it runs through /proc/PID/root, match known defects.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["path", "all", "run"])]
+    pub pid: Option<i32>,
+    /// Seconds between the two samples of --pid.
+    #[arg(long, value_name = "S", default_value_t = 2.0, requires = "pid")]
+    pub sample: f64,
 }
 
 /// A combination of arguments that makes no sense; the message says what to type instead.
@@ -46,6 +53,8 @@ pub enum UsageError {
     ZeroTimeout,
     #[error("{1} {0} is not valid UTF-8, which doctor cannot report on; rename it, or give a symlink with a UTF-8 name")]
     NotUtf8(String, &'static str),
+    #[error("--sample must be between 0.1 and 60 seconds (e.g. --sample 2)")]
+    BadSample,
 }
 
 /// A non-UTF-8 name for a message: invalid bytes as `\xHH`, controls escaped.
@@ -64,6 +73,12 @@ fn shown(s: &std::ffi::OsStr) -> String {
 impl DoctorArgs {
     /// Checks the combinations clap cannot express.
     pub fn validate(&self) -> Result<(), UsageError> {
+        if self.pid.is_some() {
+            return match self.sample {
+                s if (0.1..=60.0).contains(&s) => Ok(()),
+                _ => Err(UsageError::BadSample),
+            };
+        }
         match (&self.path, self.all, self.run) {
             (Some(_), true, _) => Err(UsageError::AllWithPath),
             (None, false, true) | (None, true, true) => Err(UsageError::RunWithoutPath),
@@ -89,6 +104,8 @@ impl DoctorArgs {
             run: false,
             timeout: 10,
             args: vec![],
+            pid: None,
+            sample: 2.0,
         }
     }
 }
@@ -122,12 +139,17 @@ mod tests {
         let a = parse(&["./app", "--run", "--timeout", "3", "--", "-x", "y"]).unwrap();
         assert_eq!(a.args, ["-x", "y"]);
         assert_eq!(a.timeout, 3);
+        let a = parse(&["--pid", "42", "--sample", "0.5"]).unwrap();
+        assert_eq!((a.pid, a.sample), (Some(42), 0.5));
         for (bad, want) in [
             (&[][..], "give a PATH"),
             (&["--run"][..], "--run needs a PATH"),
             (&["./app", "--", "x"][..], "only used with --run"),
             (&["./app", "--run", "--timeout", "0"][..], "at least 1"),
             (&["./app", "--all"][..], "cannot be used with"),
+            (&["--pid", "1", "./app"][..], "cannot be used with"),
+            (&["--pid", "1", "--sample", "0"][..], "between 0.1 and 60"),
+            (&["--sample", "3"][..], "--pid"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(want), "{bad:?}: {e}");

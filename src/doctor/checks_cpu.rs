@@ -54,10 +54,7 @@ fn isa_level_check(
     let native = v.runs_natively(f);
     let info = winner.and_then(|w| v.interps.get(&w.name));
     // ISA level: the binary's own note and its loader's (a v3 glibc makes the whole root v3).
-    let loader_level = match &s.loader {
-        Some(LoaderState::Present { x86_isa_level, .. }) => *x86_isa_level,
-        _ => None,
-    };
+    let loader_level = loader_level(s);
     let need = f.x86_isa_level.max(loader_level).filter(|l| *l >= 2);
     if let Some(need) = need {
         let who = if loader_level == Some(need) && f.x86_isa_level != Some(need) {
@@ -90,6 +87,14 @@ fn isa_level_check(
                     .with("required", format!("x86-64-v{need}")),
             ),
         }
+    }
+}
+
+/// The x86-64 level the binary's loader declares, if the root has the loader.
+fn loader_level(s: &Subject) -> Option<u8> {
+    match &s.loader {
+        Some(LoaderState::Present { x86_isa_level, .. }) => *x86_isa_level,
+        _ => None,
     }
 }
 
@@ -146,16 +151,27 @@ pub fn cpu_checks(
         translator_version: info.and_then(|i| i.version.as_deref()),
         is_go: f.is_go,
         go_version: f.go_version.as_deref(),
+        arch: f.qemu_arch.as_deref(),
+        kernel: v.host.kernel.as_deref(),
+        program: s.path.rsplit('/').next(),
+        libraries: &f.needed,
+        x86_level: f.x86_isa_level.max(loader_level(s)),
     };
-    for d in defects::matching(&q) {
-        out.push(
+    out.extend(defect_findings(&q));
+}
+
+/// A warning for every known-defects row that matches, with its evidence and source.
+pub fn defect_findings(q: &Query<'_>) -> Vec<Finding> {
+    defects::matching(q)
+        .into_iter()
+        .map(|d| {
             Finding::warning(Id::KnownEmulatorDefect, d.summary)
                 .about(d.key)
                 .with("defect", d.key)
                 .with("translator version", q.translator_version.unwrap_or("?"))
                 .with("go version", q.go_version.unwrap_or("?"))
                 .with("source", d.source)
-                .fix(d.fix),
-        );
-    }
+                .fix(d.fix)
+        })
+        .collect()
 }

@@ -16,6 +16,9 @@ pub struct HostFacts {
     pub page_size: u64,
     /// x86-64 micro-architecture level of the host CPU (1..=4), on x86-64 hosts.
     pub x86_64_level: Option<u8>,
+    /// Release of the running kernel (`uname -r`): some translators break on newer kernels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
 }
 
 /// Everything `doctor::execute` needs besides its arguments.
@@ -43,6 +46,7 @@ impl HostFacts {
             native: r.native.clone(),
             page_size: r.page_size,
             x86_64_level: r.x86_64_level,
+            kernel: Some(r.kernel.release.clone()).filter(|k| !k.is_empty()),
         }
     }
 }

@@ -10,10 +10,12 @@ pub mod checks_cpu;
 pub mod checks_deps;
 pub mod context;
 pub mod defects;
+pub mod defects_table;
 pub mod elf;
 pub mod findings;
 pub mod inspect;
 pub mod libs;
+pub mod pid;
 pub mod report;
 pub mod rootfs;
 pub mod run;
@@ -52,12 +54,17 @@ pub enum DoctorError {
     Root(#[from] rootfs::RootError),
     #[error("cannot diagnose the open file: {0}; pass a regular file descriptor")]
     BadFd(nix::errno::Errno),
+    #[error(transparent)]
+    Process(#[from] crate::procs::ProcsError),
 }
 
 impl DoctorError {
-    /// Doctor errors are usage or I/O errors: exit status 2.
+    /// Usage or I/O errors and a missing PID: exit status 2; a PID that cannot be read: 4.
     pub fn exit_code(&self) -> i32 {
-        2
+        match self {
+            DoctorError::Process(crate::procs::ProcsError::Denied { .. }) => 4,
+            _ => 2,
+        }
     }
 }
 
@@ -260,6 +267,7 @@ impl<'a> Session<'a> {
             subjects,
             summary,
             run: None,
+            process: None,
         }
     }
 }
@@ -311,6 +319,38 @@ pub fn execute(args: &DoctorArgs, ctx: &DoctorContext) -> Result<Report, DoctorE
     sr.findings.extend(run::findings(&outcome));
     let mut rep = single(&session, Mode::Run, sr);
     rep.run = Some(outcome);
+    Ok(rep)
+}
+
+/// `doctor --pid`: samples the running process through `src`, judges the binary it runs
+/// inside its root, and adds the known defects that match the running emulator.
+pub fn execute_pid(
+    args: &DoctorArgs,
+    ctx: &DoctorContext,
+    src: &dyn crate::procs::source::ProcSource,
+) -> Result<Report, DoctorError> {
+    args.validate()?;
+    let pid = args.pid.ok_or(UsageError::NothingToDo)?;
+    let outcome = pid::sample(src, &ctx.catalog, pid, args.sample)?;
+    let session = Session::open(Path::new(&format!("/proc/{pid}/root")), ctx)?;
+    let inner = pid::guest_path(pid, &outcome.process);
+    let mut resolver = Resolver::new(&session.root);
+    let mut sr = session.diagnose_path(&inner, &mut resolver);
+    let go = sr.identity.as_ref().and_then(|i| i.go_version.clone());
+    let libs = pid::mapped_files(pid);
+    let kernel = ctx.host.kernel.as_deref();
+    for f in pid::live_defects(&outcome.process, go.as_deref(), &libs, kernel) {
+        if !sr
+            .findings
+            .iter()
+            .any(|g| g.id == f.id && g.subject == f.subject)
+        {
+            sr.findings.push(f);
+        }
+    }
+    sr.findings.insert(0, pid::verdict_finding(&outcome));
+    let mut rep = single(&session, Mode::Pid, sr);
+    rep.process = Some(outcome);
     Ok(rep)
 }
 

@@ -20,6 +20,7 @@ pub enum Mode {
     All,
     Run,
     Fd,
+    Pid,
 }
 
 /// ELF identity as shown to users.
@@ -132,7 +133,7 @@ pub struct BinfmtState {
 }
 
 /// The whole result of one `doctor` invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub schema: &'static str,
     pub mode: Mode,
@@ -144,13 +145,17 @@ pub struct Report {
     pub summary: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<RunOutcome>,
+    /// `--pid`: the sampled process, its verdict and next steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<super::pid::PidOutcome>,
 }
 
 impl Report {
     /// 0: it will run; 1: problems found (any error finding).
     pub fn exit_code(&self) -> i32 {
         let run_failed = self.run.as_ref().is_some_and(|r| !r.success());
-        if self.summary.with_errors > 0 || run_failed {
+        let stuck = self.process.as_ref().is_some_and(|p| p.problem());
+        if self.summary.with_errors > 0 || run_failed || stuck {
             1
         } else {
             0
@@ -284,6 +289,9 @@ pub fn render_human(r: &Report, color: bool) -> String {
             }
         }
     }
+    if let Some(pr) = &r.process {
+        render_process(pr, &mut o);
+    }
     let verdict = match r.exit_code() {
         0 => p.sev(Severity::Info, "Verdict: it will run."),
         _ => p.sev(
@@ -387,6 +395,63 @@ fn render_scan(r: &Report, p: &Paint, o: &mut String) {
             if let Some(fix) = &g.fix {
                 let _ = writeln!(o, "      fix: {}", term(fix));
             }
+        }
+    }
+}
+
+fn render_process(pr: &super::pid::PidOutcome, o: &mut String) {
+    let p = &pr.process;
+    let _ = writeln!(
+        o,
+        "\nProcess {} ({}), sampled over {} ms:",
+        p.pid,
+        term(&p.comm),
+        pr.sample_ms
+    );
+    if let Some(c) = &pr.container {
+        let name = c
+            .name
+            .as_deref()
+            .map(|n| format!(" {}", term(n)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  container: {:?} {}{name}",
+            c.runtime,
+            term(&c.short_id)
+        );
+    }
+    let version = p.emulator.version.as_deref().unwrap_or("version unknown");
+    let _ = writeln!(
+        o,
+        "  emulator: {} ({})",
+        term(&p.emulator.path),
+        term(version)
+    );
+    let _ = writeln!(
+        o,
+        "  guest: {} {}",
+        term(&p.guest.platform),
+        term(&p.guest.argv.join(" "))
+    );
+    let _ = writeln!(o, "  verdict: {}", term(&pr.verdict));
+    for t in p.threads.iter().take(16) {
+        let call = t.syscall.as_deref().unwrap_or("-");
+        let on = t
+            .waits_on
+            .as_deref()
+            .map(|w| format!(" on {}", term(w)))
+            .unwrap_or_default();
+        let cpu = t
+            .cpu_percent
+            .map(|c| format!(" {c:.0}% CPU"))
+            .unwrap_or_default();
+        let _ = writeln!(o, "    tid {} {} {}{on}{cpu}", t.tid, t.state, term(call));
+    }
+    if !pr.next_steps.is_empty() {
+        let _ = writeln!(o, "  next steps:");
+        for s in &pr.next_steps {
+            let _ = writeln!(o, "    - {}", term(s));
         }
     }
 }
