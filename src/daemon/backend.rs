@@ -74,4 +74,11 @@ pub trait Backend: Send + Sync + 'static {
     fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, ServiceError>;
     /// The recorded requests, for answering a no-op Install without the lock.
     fn recorded(&self) -> Option<Recorded>;
+    /// Every process running under an emulator that `viewer` may see (one pass, or two
+    /// samples `window` apart).
+    fn list_emulated(
+        &self,
+        viewer: crate::procs::Viewer,
+        window: std::time::Duration,
+    ) -> Result<crate::procs::Report, ServiceError>;
 }

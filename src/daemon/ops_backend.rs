@@ -113,6 +113,22 @@ impl Backend for OpsBackend {
         self.ctx.state.load_desired().ok()
     }
 
+    fn list_emulated(
+        &self,
+        viewer: crate::procs::Viewer,
+        window: std::time::Duration,
+    ) -> Result<crate::procs::Report, ServiceError> {
+        let opts = crate::procs::ScanOptions {
+            window,
+            container: None,
+            viewer,
+            host_arch: std::env::consts::ARCH.to_string(),
+        };
+        let interps = crate::procs::guest::Interpreters::from_catalog(&self.ctx.catalog);
+        let src = crate::procs::source::LiveProc::new();
+        crate::procs::scan(&src, &interps, &opts).map_err(|e| ServiceError::Failed(e.to_string()))
+    }
+
     fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, ServiceError> {
         let mut cache = self.ctx.cache();
         let host = self.ctx.host_with(&mut cache, true);

@@ -191,6 +191,16 @@ impl Service {
         }
     }
 
+    /// Lists emulated processes for a viewer; read-only, so it waits for no change.
+    pub async fn list_emulated(
+        &self,
+        viewer: crate::procs::Viewer,
+        window: Duration,
+    ) -> Result<crate::procs::Report, ServiceError> {
+        self.blocking("list", move |b| b.list_emulated(viewer, window))
+            .await?
+    }
+
     /// Applies the desired state through the engine: installs what is wanted and missing
     /// (verified, never forced), re-applies disabled marks. Logs each repair.
     pub async fn reconcile(&self, why: &str) -> Result<(Vec<Item>, Change), ServiceError> {

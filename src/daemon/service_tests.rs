@@ -85,6 +85,13 @@ impl Backend for Fake {
                 .clone(),
         )
     }
+    fn list_emulated(
+        &self,
+        _viewer: crate::procs::Viewer,
+        _window: Duration,
+    ) -> Result<crate::procs::Report, ServiceError> {
+        Err(ServiceError::Failed("not in this test".into()))
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -100,18 +100,23 @@ pub struct BusAuthorizer {
     connection: zbus::Connection,
 }
 
+/// The caller's uid as the bus daemon saw it when the caller connected (never a uid the
+/// caller claims).
+pub async fn caller_uid(connection: &zbus::Connection, header: &Header<'_>) -> Option<u32> {
+    let sender = header.sender()?;
+    let dbus = zbus::fdo::DBusProxy::new(connection).await.ok()?;
+    dbus.get_connection_unix_user(sender.clone().into())
+        .await
+        .ok()
+}
+
 impl BusAuthorizer {
     pub fn new(connection: zbus::Connection) -> Self {
         BusAuthorizer { connection }
     }
 
-    /// The caller's uid as the bus daemon saw it when the caller connected.
     async fn caller_uid(&self, header: &Header<'_>) -> Option<u32> {
-        let sender = header.sender()?;
-        let dbus = zbus::fdo::DBusProxy::new(&self.connection).await.ok()?;
-        dbus.get_connection_unix_user(sender.clone().into())
-            .await
-            .ok()
+        caller_uid(&self.connection, header).await
     }
 
     async fn ask_polkit(&self, request: AuthRequest<'_>) -> PolkitAnswer {

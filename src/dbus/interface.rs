@@ -179,6 +179,35 @@ impl Manager {
         super::doctor::run(fd, &options, &self.engine).await
     }
 
+    /// Every process on the host that runs under an emulator, as `binfmtd ps --json` shows
+    /// it (`binfmtd.ps/v1`), limited to the processes the caller's uid could read itself
+    /// (uid 0 sees all). Option: sample (d, seconds between two samples, 0 to 10; default 0:
+    /// one pass). Needs no authorization. What the daemon itself cannot see is counted in
+    /// `unreadable`.
+    #[zbus(out_args("report_json"))]
+    async fn list_emulated(
+        &self,
+        options: HashMap<String, OwnedVariant>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &zbus::Connection,
+    ) -> Result<String, Error> {
+        let window = super::types::parse_list_options(&options)?;
+        let uid = super::auth::caller_uid(connection, &header)
+            .await
+            .ok_or_else(|| {
+                Error::AccessDenied(
+                    "the bus did not say who is calling; cannot decide which processes to show"
+                        .into(),
+                )
+            })?;
+        let report = self
+            .engine
+            .list_emulated(crate::procs::Viewer::Uid(uid), window)
+            .await?;
+        serde_json::to_string(&report)
+            .map_err(|e| Error::Failed(format!("cannot encode the process list: {e}")))
+    }
+
     /// Emitted after the `Handlers` property changed, with its new value.
     #[zbus(signal, name = "HandlersChanged")]
     async fn handlers_changed_signal(

@@ -39,6 +39,9 @@ pub trait Manager {
     /// Re-applies the desired state now.
     fn reconcile(&self) -> zbus::Result<Vec<ItemReport>>;
 
+    /// Emulated processes the caller may see, as `binfmtd ps --json` shows them.
+    fn list_emulated(&self, options: HashMap<&str, Variant<'_>>) -> zbus::Result<String>;
+
     /// Diagnoses the binary behind an open file descriptor; returns the report as JSON.
     fn doctor(&self, fd: Fd<'_>, options: HashMap<&str, Variant<'_>>) -> zbus::Result<String>;
 

@@ -140,6 +140,28 @@ pub fn parse_uninstall_options(options: &HashMap<String, OwnedVariant>) -> Resul
     reject_unknown(options, &[])
 }
 
+/// Parses `ListEmulated`'s options into the sampling window (default: one pass).
+pub fn parse_list_options(
+    options: &HashMap<String, OwnedVariant>,
+) -> Result<std::time::Duration, Error> {
+    reject_unknown(options, &["sample"])?;
+    let Some(v) = options.get("sample") else {
+        return Ok(std::time::Duration::ZERO);
+    };
+    let secs: f64 = v.downcast_ref::<f64>().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "option \"sample\" must be a double (variant type d) in seconds, got type {}",
+            v.value_signature()
+        ))
+    })?;
+    if !(0.0..=10.0).contains(&secs) {
+        return Err(Error::InvalidArgument(format!(
+            "option \"sample\" = {secs}: give 0 (one pass) to 10 seconds"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 /// Rejects an empty platform list or an empty word in it.
 pub fn check_platforms(platforms: &[String]) -> Result<(), Error> {
     if platforms.is_empty() {
