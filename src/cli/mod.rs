@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod exit;
+pub mod export;
 pub mod remote;
 pub mod render;
 pub mod run;
@@ -85,6 +86,9 @@ pub enum Command {
     Enable(EntryArgs),
     /// Disable handlers binfmtd registered (others only with --force).
     Disable(EntryArgs),
+    /// Print registrations as systemd binfmt.d or Debian binfmt-support files (current
+    /// entries, or with LIST what `install LIST` would register).
+    Export(ExportArgs),
     /// Run CMD in a private binfmt_misc instance (no root needed; Linux 6.7+).
     Sandbox(SandboxArgs),
     /// Say why a foreign binary, a script, or a whole root filesystem will fail under emulation.
@@ -117,6 +121,34 @@ pub struct GenerateDocsArgs {
     /// Output directory; `man/` and `completions/` are created inside.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+/// The file formats of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// systemd's binfmt.d(5): one register line per entry.
+    #[value(name = "binfmt.d")]
+    BinfmtD,
+    /// Debian's binfmt-support import files (`/usr/share/binfmts/NAME`, `update-binfmts --import`).
+    #[value(name = "binfmt-support")]
+    BinfmtSupport,
+}
+
+/// Options of `export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// `all` or a list: export what `install LIST` would register instead of the kernel's entries.
+    #[arg(value_name = "LIST")]
+    pub list: Option<String>,
+    /// Write the files into DIR (binfmt.d: binfmtd-export.conf; binfmt-support: one per entry)
+    /// instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Options of `platforms`.

@@ -8,7 +8,11 @@ use crate::plan::EntryOp;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-fn emit<T: Serialize>(json: bool, report: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+pub(super) fn emit<T: Serialize>(
+    json: bool,
+    report: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<()> {
     if json {
         println!(
             "{}",
@@ -20,7 +24,7 @@ fn emit<T: Serialize>(json: bool, report: &T, human: impl FnOnce(&T) -> String) 
     Ok(())
 }
 
-fn context(cli: &Cli) -> Result<Context> {
+pub(super) fn context(cli: &Cli) -> Result<Context> {
     Context::system(cli.global.paths()).context("cannot load the handler catalog")
 }
 
@@ -155,6 +159,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Uninstall(a) => entries(&cli, a, EntryOp::Remove),
         Command::Enable(a) => entries(&cli, a, EntryOp::Enable),
         Command::Disable(a) => entries(&cli, a, EntryOp::Disable),
+        Command::Export(a) => super::export::run(&cli, a),
         Command::GenerateDocs(a) => {
             super::docs::generate(&a.dir)?;
             Ok(exit::OK)

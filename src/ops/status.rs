@@ -73,6 +73,10 @@ pub fn describe(
     enabled: bool,
     state: &State,
     binfmt_d_rules: &[(std::path::PathBuf, crate::model::Rule)],
+    binfmt_support: &[(
+        std::path::PathBuf,
+        crate::persist::binfmt_support::AdminRecord,
+    )],
 ) -> Vec<EntryStatus> {
     entries
         .iter()
@@ -81,7 +85,8 @@ pub fn describe(
             let owner = if owned {
                 "binfmtd".to_string()
             } else {
-                binfmt_d::attribute(e, binfmt_d_rules).unwrap_or_else(|| "unknown".into())
+                binfmt_d::attribute(e, binfmt_d_rules, binfmt_support)
+                    .unwrap_or_else(|| "unknown".into())
             };
             let isa = served_isa(catalog, e);
             // Entries outside the catalog (python3.11, WSLInterop...) compete for their own magic.
@@ -119,6 +124,7 @@ pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
     let snap = ctx.kernel.snapshot()?;
     let loaded = ctx.state.peek();
     let rules = binfmt_d::scan(&ctx.binfmt_d_dirs);
+    let support = crate::persist::binfmt_support::scan(&ctx.binfmts_admin_dir);
     let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
     if !snap.mounted {
         warnings.push(format!(
@@ -145,6 +151,7 @@ pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
             snap.enabled,
             &loaded.state,
             &rules,
+            &support,
         ),
         unreadable: snap.unreadable,
         warnings,
