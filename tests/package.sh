@@ -21,3 +21,6 @@ tags=$(lintian --pedantic "$deb" 2>&1 | grep -E '^[EW]:' || true)
 [ -z "$tags" ] || { echo "lintian on $deb:"; echo "$tags"; exit 1; } >&2
 echo "package: $deb has every file; lintian is clean"
 sh tests/deb-install.sh "$deb"
+# The unit under a real systemd (nspawn in a private user namespace): daemon, drift repair,
+# clean stop, D-Bus activation, polkit.
+sh tests/systemd_unit.sh "$deb"
