@@ -61,6 +61,11 @@ code=$(ct_run runuser -u alice -- sh -c 'binfmtd --require-daemon install linux/
 [ "$code" = 4 ] || fail "alice: expected exit 4 (denied), got $code: $out"
 ct_run test ! -e /proc/sys/fs/binfmt_misc/qemu-riscv64 || fail "denied call registered qemu-riscv64"
 step "unprivileged user denied (exit 4)"
+# Bus policy: only root may own org.binfmtd1 (RequestName from alice's own connection).
+out=$(ct_run runuser -u alice -- busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus RequestName su org.binfmtd1 4 2>&1) \
+  && fail "alice could own org.binfmtd1: $out"
+case $out in *"not allowed to own"*|*AccessDenied*|*"Access denied"*) ;; *) fail "RequestName by alice: unexpected $out" ;; esac
+step "bus policy: alice may call but not own org.binfmtd1"
 ct_run sh -c 'cat > /etc/polkit-1/rules.d/50-binfmtd-alice.rules' <<'RULE'
 polkit.addRule(function(action, subject) {
     if (action.id == "org.binfmtd1.manage" && subject.user == "alice") {
