@@ -3,6 +3,7 @@
 pub mod docs;
 pub mod exit;
 pub mod export;
+pub mod fleet;
 pub mod remote;
 pub mod render;
 pub mod run;
@@ -78,6 +79,9 @@ pub enum Command {
     Platforms(PlatformsArgs),
     /// Show every binfmt_misc entry: owner, platform served, and whether it wins.
     Status,
+    /// Print Prometheus metrics (text format): per platform registered/verified, probe
+    /// duration, drift repairs, last reconcile, failed handlers, versions.
+    Metrics,
     /// Register handlers: `all` or a list such as linux/arm64,riscv64,qemu-s390x,rosetta.
     Install(InstallArgs),
     /// Remove handlers binfmtd registered (others only with --force).
@@ -113,6 +117,10 @@ pub struct DaemonArgs {
     /// Also re-check the desired state every SECONDS, on top of kernel events (default: events only).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub check_interval: Option<u64>,
+    /// Keep the Prometheus text of `binfmtd metrics` current in PATH (written atomically after
+    /// every check), for node_exporter's textfile collector. No network listener.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Options of the hidden `generate-docs` command.
@@ -155,8 +163,17 @@ pub struct ExportArgs {
 #[derive(Debug, Clone, Args)]
 pub struct PlatformsArgs {
     /// List every handler binfmtd knows with the names it answers to; probe nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["require", "max_age"])]
     pub known: bool,
+    /// Readiness: exit 0 only if every platform in LIST is registered and passed its probe in
+    /// the daemon's last verification (read from its record in the state directory; no probe
+    /// runs), else 1.
+    #[arg(long, value_name = "LIST")]
+    pub require: Option<String>,
+    /// Liveness: also exit 1 unless the daemon that wrote the record runs and wrote it within
+    /// SECONDS (run it with --check-interval below SECONDS).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_age: Option<u64>,
 }
 
 /// Options of `install`.

@@ -120,6 +120,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             emit(json, &r, render::status)?;
             Ok(exit::OK)
         }
+        Command::Platforms(a) if a.require.is_some() || a.max_age.is_some() => {
+            super::fleet::readiness(&cli, a)
+        }
+        Command::Metrics => super::fleet::metrics(&cli),
         Command::Platforms(a) if a.known => {
             let ctx = context(&cli)?;
             emit(json, &ops::status::known(&ctx.catalog), render::known)?;
@@ -151,6 +155,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let opts = crate::daemon::DaemonOptions {
                 paths: cli.global.paths(),
                 safety_interval: a.check_interval.map(std::time::Duration::from_secs),
+                metrics_file: a.metrics_file.clone(),
                 skip_caps: false,
             };
             crate::daemon::run_blocking(opts, front)?;

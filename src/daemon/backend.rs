@@ -34,6 +34,16 @@ pub struct Observed {
     pub handlers: Vec<HandlerView>,
 }
 
+/// What the last verification of platforms found (engine and persist types only).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verified {
+    pub platforms: Vec<crate::persist::daemon_status::PlatformState>,
+    /// When it ran (Unix seconds) and how long its probes took.
+    pub at: Option<f64>,
+    pub probe_seconds: Option<f64>,
+    pub interpreters: Vec<crate::persist::daemon_status::InterpreterState>,
+}
+
 /// Why a daemon operation failed, by kind; the D-Bus adapter maps each to an error name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
@@ -74,4 +84,8 @@ pub trait Backend: Send + Sync + 'static {
     fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, ServiceError>;
     /// The recorded requests, for answering a no-op Install without the lock.
     fn recorded(&self) -> Option<Recorded>;
+    /// The last verification [`Backend::observe`] made (none for backends that do not probe).
+    fn verified(&self) -> Verified {
+        Verified::default()
+    }
 }

@@ -181,6 +181,9 @@ pub struct PlatformsReport {
     pub details: Vec<PlatformStatus>,
     /// Handlers registered but failing their probe.
     pub broken: Vec<PlatformStatus>,
+    /// How long the probes of emulated platforms took, all together (they run in parallel);
+    /// `null` when nothing was probed.
+    pub probe_seconds: Option<f64>,
 }
 
 /// Native platforms plus every emulated one whose winning handler passes its probe.
@@ -215,7 +218,7 @@ pub fn platforms(ctx: &Context) -> Result<PlatformsReport, OpsError> {
         }
     }
     let arches: Vec<String> = emulated.iter().map(|(a, _)| a.clone()).collect();
-    let (outcomes, _, _) = super::verify::run_probes(&arches, &ctx.probe_dir);
+    let (outcomes, _, took) = super::verify::run_probes(&arches, &ctx.probe_dir);
     let mut broken = Vec::new();
     for ((arch, entry), (_, outcome)) in emulated.into_iter().zip(outcomes) {
         let Some(h) = ctx.catalog.qemu_for_arch(&arch) else {
@@ -243,6 +246,7 @@ pub fn platforms(ctx: &Context) -> Result<PlatformsReport, OpsError> {
         platforms: details.iter().map(|d| d.platform.clone()).collect(),
         details,
         broken,
+        probe_seconds: (!arches.is_empty()).then_some(took.as_secs_f64()),
     })
 }
 

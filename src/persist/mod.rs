@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod binfmt_d;
 pub mod binfmt_support;
 pub mod cache;
+pub mod daemon_status;
 pub mod desired;
 pub mod export;
 pub mod state;
