@@ -13,6 +13,10 @@ py=$top/py-tools/bin
 "$py/check-jsonschema" --builtin-schema vendor.github-actions action.yml
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The workflow in the user guide (its only yaml block) is a valid workflow.
+awk '/^```yaml$/ {on=1; next} /^```$/ {on=0} on' docs/guide.md > "$work/workflow.yml"
+[ -s "$work/workflow.yml" ] || { echo "action: no workflow in docs/guide.md" >&2; exit 1; }
+"$py/check-jsonschema" --builtin-schema vendor.github-workflows "$work/workflow.yml"
 unshare --user --map-root-user --mount sh -eu -c '
 py=$1 bin=$2 work=$3
 mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
