@@ -136,8 +136,10 @@ mod tests {
     fn round_trip_and_errors() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(load(dir.path()), Err(StatusError::Missing(_))));
+        // A time a double holds exactly: serde_json may read other values back one ulp off.
         let mut s = DaemonStatus {
             repairs_total: 3,
+            updated: 1_700_000_000.5,
             ..Default::default()
         };
         s.platforms.push(PlatformState {
