@@ -14,6 +14,7 @@ pub mod engine;
 pub mod host;
 pub mod kernel;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod persist;

@@ -14,4 +14,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   debootstrap ca-certificates \
   dbus dbus-daemon libglib2.0-bin polkitd \
   systemd systemd-container \
-  pax-utils file util-linux procps
+  pax-utils file util-linux procps \
+  lintian libpipeline1 python3-venv jq uidmap

@@ -13,6 +13,9 @@ status=0
 { cargo test --locked --all-targets -- --test-threads=2 2>&1; echo "$?" > "$log.rc"; } | tee "$log"
 [ "$(cat "$log.rc")" = 0 ] || status=1
 sh tests/package.sh || status=1
+# Manifests and the CI action, run as the kubelet and a runner would (private instances).
+sh tests/kubernetes.sh target/release/binfmtd || status=1
+sh tests/action.sh target/release/binfmtd || status=1
 # One closing line over every test binary cargo ran.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

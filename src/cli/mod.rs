@@ -2,6 +2,8 @@
 
 pub mod docs;
 pub mod exit;
+pub mod export;
+pub mod fleet;
 pub mod output;
 pub mod remote;
 pub mod render;
@@ -79,6 +81,9 @@ pub enum Command {
     Platforms(PlatformsArgs),
     /// Show every binfmt_misc entry: owner, platform served, and whether it wins.
     Status,
+    /// Print Prometheus metrics (text format): per platform registered/verified, probe
+    /// duration, drift repairs, last reconcile, failed handlers, versions.
+    Metrics,
     /// Register handlers: `all` or a list such as linux/arm64,riscv64,qemu-s390x,rosetta.
     Install(InstallArgs),
     /// Remove handlers binfmtd registered (others only with --force).
@@ -87,6 +92,9 @@ pub enum Command {
     Enable(EntryArgs),
     /// Disable handlers binfmtd registered (others only with --force).
     Disable(EntryArgs),
+    /// Print registrations as systemd binfmt.d or Debian binfmt-support files (current
+    /// entries, or with LIST what `install LIST` would register).
+    Export(ExportArgs),
     /// Run CMD in a private binfmt_misc instance (no root needed; Linux 6.7+).
     Sandbox(SandboxArgs),
     /// Say why a foreign binary, a script, or a whole root filesystem will fail under emulation.
@@ -113,6 +121,10 @@ pub struct DaemonArgs {
     /// Also re-check the desired state every SECONDS, on top of kernel events (default: events only).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub check_interval: Option<u64>,
+    /// Keep the Prometheus text of `binfmtd metrics` current in PATH (written atomically after
+    /// every check), for node_exporter's textfile collector. No network listener.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Options of `ps`.
@@ -144,12 +156,49 @@ pub struct GenerateDocsArgs {
     pub dir: PathBuf,
 }
 
+/// The file formats of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// systemd's binfmt.d(5): one register line per entry.
+    #[value(name = "binfmt.d")]
+    BinfmtD,
+    /// Debian's binfmt-support import files (`/usr/share/binfmts/NAME`, `update-binfmts --import`).
+    #[value(name = "binfmt-support")]
+    BinfmtSupport,
+}
+
+/// Options of `export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// `all` or a list: export what `install LIST` would register instead of the kernel's entries.
+    #[arg(value_name = "LIST")]
+    pub list: Option<String>,
+    /// Write the files into DIR (binfmt.d: binfmtd-export.conf; binfmt-support: one per entry)
+    /// instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
 /// Options of `platforms`.
 #[derive(Debug, Clone, Args)]
 pub struct PlatformsArgs {
     /// List every handler binfmtd knows with the names it answers to; probe nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["require", "max_age"])]
     pub known: bool,
+    /// Readiness: exit 0 only if every platform in LIST is registered and passed its probe in
+    /// the daemon's last verification (read from its record in the state directory; no probe
+    /// runs), else 1.
+    #[arg(long, value_name = "LIST")]
+    pub require: Option<String>,
+    /// Liveness: also exit 1 unless the daemon that wrote the record runs and wrote it within
+    /// SECONDS (run it with --check-interval below SECONDS).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_age: Option<u64>,
 }
 
 /// Options of `install`.

@@ -8,7 +8,11 @@ use crate::plan::EntryOp;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-fn emit<T: Serialize>(json: bool, report: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+pub(super) fn emit<T: Serialize>(
+    json: bool,
+    report: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<()> {
     let text = if json {
         serde_json::to_string_pretty(report).context("cannot serialize the report")? + "\n"
     } else {
@@ -17,7 +21,7 @@ fn emit<T: Serialize>(json: bool, report: &T, human: impl FnOnce(&T) -> String) 
     super::output::out(&text).context("cannot write the report to stdout")
 }
 
-fn context(cli: &Cli) -> Result<Context> {
+pub(super) fn context(cli: &Cli) -> Result<Context> {
     Context::system(cli.global.paths()).context("cannot load the handler catalog")
 }
 
@@ -134,6 +138,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             emit(json, &r, render::status)?;
             Ok(exit::OK)
         }
+        Command::Platforms(a) if a.require.is_some() || a.max_age.is_some() => {
+            super::fleet::readiness(&cli, a)
+        }
+        Command::Metrics => super::fleet::metrics(&cli),
         Command::Platforms(a) if a.known => {
             let ctx = context(&cli)?;
             emit(json, &ops::status::known(&ctx.catalog), render::known)?;
@@ -170,6 +178,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let opts = crate::daemon::DaemonOptions {
                 paths: cli.global.paths(),
                 safety_interval: a.check_interval.map(std::time::Duration::from_secs),
+                metrics_file: a.metrics_file.clone(),
                 skip_caps: false,
             };
             crate::daemon::run_blocking(opts, front)?;
@@ -178,6 +187,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Uninstall(a) => entries(&cli, a, EntryOp::Remove),
         Command::Enable(a) => entries(&cli, a, EntryOp::Enable),
         Command::Disable(a) => entries(&cli, a, EntryOp::Disable),
+        Command::Export(a) => super::export::run(&cli, a),
         Command::GenerateDocs(a) => {
             super::docs::generate(&a.dir)?;
             Ok(exit::OK)

@@ -34,6 +34,16 @@ pub struct Observed {
     pub handlers: Vec<HandlerView>,
 }
 
+/// What the last verification of platforms found (engine and persist types only).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verified {
+    pub platforms: Vec<crate::persist::daemon_status::PlatformState>,
+    /// When it ran (Unix seconds) and how long its probes took.
+    pub at: Option<f64>,
+    pub probe_seconds: Option<f64>,
+    pub interpreters: Vec<crate::persist::daemon_status::InterpreterState>,
+}
+
 /// Why a daemon operation failed, by kind; the D-Bus adapter maps each to an error name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
@@ -81,4 +91,8 @@ pub trait Backend: Send + Sync + 'static {
         viewer: crate::procs::Viewer,
         window: std::time::Duration,
     ) -> Result<crate::procs::Report, ServiceError>;
+    /// The last verification [`Backend::observe`] made (none for backends that do not probe).
+    fn verified(&self) -> Verified {
+        Verified::default()
+    }
 }

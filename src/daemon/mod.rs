@@ -37,6 +37,8 @@ pub struct DaemonOptions {
     pub paths: Paths,
     /// `--check-interval SECONDS`: a safety re-check on top of the events; None = events only.
     pub safety_interval: Option<Duration>,
+    /// `--metrics-file PATH`: keep the Prometheus text there, written atomically.
+    pub metrics_file: Option<std::path::PathBuf>,
     /// Do not require or drop capabilities: only for in-process tests in a user namespace,
     /// where the kernel, not capabilities, decides. No command-line option sets it.
     pub skip_caps: bool,
@@ -101,9 +103,13 @@ pub async fn run_with(
         f.connect().await.map_err(DaemonError::Front)?;
     }
     let service = Arc::new(Service::new(backend));
+    service.set_outputs(service::Outputs {
+        state_dir: opts.paths.state_dir.clone(),
+        metrics_file: opts.metrics_file.clone(),
+    });
     // Watch before the first reconcile so nothing between the two goes unnoticed.
     let mut watcher = watch::Watcher::new(&opts.paths.binfmt_misc, opts.safety_interval);
-    if let Err(e) = service.reconcile("start").await {
+    if let Err(e) = service.reconcile(service::START).await {
         tracing::warn!("initial apply of the desired state failed: {e}");
     }
     match front.as_mut() {

@@ -1,10 +1,11 @@
 //! The real [`Backend`]: the engine and read-only views on the real system paths.
 
-use super::backend::{Backend, HandlerView, Observed, ServiceError};
+use super::backend::{Backend, HandlerView, Observed, ServiceError, Verified};
 use crate::catalog::Selection;
 use crate::config::Paths;
 use crate::engine::{self, EntriesRequest, InstallRequest, Item};
 use crate::ops::{self, Context};
+use crate::persist::daemon_status;
 use crate::persist::desired::Recorded;
 use std::sync::Mutex;
 
@@ -20,6 +21,8 @@ pub struct OpsBackend {
     host: HostView,
     /// Supported platforms need probes; they are recomputed only when handlers change.
     supported: Mutex<Option<(Vec<HandlerView>, Vec<String>)>>,
+    /// What that verification found, for readiness and metrics.
+    verified: Mutex<Verified>,
 }
 
 impl OpsBackend {
@@ -34,6 +37,7 @@ impl OpsBackend {
             },
             ctx,
             supported: Mutex::new(None),
+            verified: Mutex::new(Verified::default()),
         })
     }
 
@@ -45,7 +49,11 @@ impl OpsBackend {
             }
         }
         let list = match ops::platforms(&self.ctx) {
-            Ok(report) => report.platforms,
+            Ok(report) => {
+                *self.verified.lock().unwrap_or_else(|p| p.into_inner()) =
+                    self.verification(&report);
+                report.platforms
+            }
             Err(e) => {
                 tracing::warn!("cannot verify platforms: {e}");
                 Vec::new()
@@ -53,6 +61,19 @@ impl OpsBackend {
         };
         *cache = Some((handlers.to_vec(), list.clone()));
         list
+    }
+}
+
+impl OpsBackend {
+    /// The platforms report in the daemon's record's terms.
+    fn verification(&self, report: &ops::status::PlatformsReport) -> Verified {
+        let (platforms, interpreters) = ops::ready::record_of(report, &self.ctx.cache());
+        Verified {
+            platforms,
+            at: Some(daemon_status::now()),
+            probe_seconds: report.probe_seconds,
+            interpreters,
+        }
     }
 }
 
@@ -127,6 +148,13 @@ impl Backend for OpsBackend {
         let interps = crate::procs::guest::Interpreters::from_catalog(&self.ctx.catalog);
         let src = crate::procs::source::LiveProc::new();
         crate::procs::scan(&src, &interps, &opts).map_err(|e| ServiceError::Failed(e.to_string()))
+    }
+
+    fn verified(&self) -> Verified {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, ServiceError> {

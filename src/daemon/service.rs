@@ -4,7 +4,9 @@
 use super::backend::{Backend, Observed, ServiceError};
 use crate::catalog::Selection;
 use crate::engine::{EntriesRequest, InstallRequest, Item, Outcome};
-use std::sync::{Arc, RwLock};
+use crate::persist::daemon_status::{self, DaemonStatus, FailedHandler};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 /// Which properties differ between two observations (pure comparison).
@@ -32,12 +34,56 @@ impl Change {
     }
 }
 
+/// What the daemon counts while it runs (drift repairs, reconciles, what failed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Entries re-registered by a reconcile after start (the start itself is not drift).
+    pub repairs_total: u64,
+    pub last_repair: Option<f64>,
+    pub last_reconcile: Option<f64>,
+    /// What the last reconcile could not keep.
+    pub failed: Vec<FailedHandler>,
+}
+
+impl Stats {
+    /// Counts one reconcile's items (pure apart from the clock value passed in).
+    pub fn count_reconcile(&mut self, items: &[Item], why: &str, now: f64) {
+        self.last_reconcile = Some(now);
+        let writes = items.iter().filter(|i| i.outcome.is_write()).count() as u64;
+        if writes > 0 && why != START {
+            self.repairs_total += writes;
+            self.last_repair = Some(now);
+        }
+        self.failed = items
+            .iter()
+            .filter(|i| i.outcome == Outcome::Failed)
+            .map(|i| FailedHandler {
+                handler: i.handler.clone(),
+                platform: i.platform.clone(),
+                message: i.message.clone(),
+            })
+            .collect();
+    }
+}
+
+/// The trigger of the reconcile the daemon runs when it starts.
+pub const START: &str = "start";
+
+/// Where the daemon publishes its record (and, with `--metrics-file`, the metrics).
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub state_dir: PathBuf,
+    pub metrics_file: Option<PathBuf>,
+}
+
 pub struct Service {
     backend: Arc<dyn Backend>,
     view: RwLock<Observed>,
     op: tokio::sync::Mutex<()>,
     doctor_slots: Arc<tokio::sync::Semaphore>,
     doctor_timeout: Duration,
+    stats: Mutex<Stats>,
+    outputs: OnceLock<Outputs>,
 }
 
 /// Doctor calls that may run at once.
@@ -64,6 +110,56 @@ impl Service {
             op: tokio::sync::Mutex::new(()),
             doctor_slots: Arc::new(tokio::sync::Semaphore::new(DOCTOR_SLOTS)),
             doctor_timeout: timeout,
+            stats: Mutex::new(Stats::default()),
+            outputs: OnceLock::new(),
+        }
+    }
+
+    /// Publishes the record after every change from now on (set once, at start).
+    pub fn set_outputs(&self, outputs: Outputs) {
+        let _ = self.outputs.set(outputs);
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The daemon's record: the last verification and the counters.
+    pub fn status(&self) -> DaemonStatus {
+        let v = self.backend.verified();
+        let st = self.stats();
+        DaemonStatus {
+            verified_at: v.at,
+            probe_seconds: v.probe_seconds,
+            platforms: v.platforms,
+            interpreters: v.interpreters,
+            repairs_total: st.repairs_total,
+            last_repair: st.last_repair,
+            last_reconcile: st.last_reconcile,
+            failed: st.failed,
+            ..DaemonStatus::default()
+        }
+    }
+
+    /// Writes the record (and the metrics file), each atomically; a failure is logged, as
+    /// the daemon's job (keeping entries) does not depend on it.
+    fn publish(&self) {
+        let Some(out) = self.outputs.get() else {
+            return;
+        };
+        let status = self.status();
+        if let Err(e) = daemon_status::save(&out.state_dir, &status) {
+            tracing::warn!(
+                "cannot write {}: {e}",
+                daemon_status::path(&out.state_dir).display()
+            );
+        }
+        if let Some(path) = &out.metrics_file {
+            let text = crate::metrics::render(&status);
+            if let Err(e) = crate::persist::atomic::write(path, text.as_bytes(), 0o644) {
+                tracing::warn!("cannot write the metrics file {}: {e}; check that its directory exists and is writable", path.display());
+            }
         }
     }
 
@@ -147,14 +243,18 @@ impl Service {
         }
         let _guard = self.op.lock().await;
         let items = self.blocking("install", move |b| b.install(&req)).await??;
-        Ok((items, self.refresh().await?))
+        let change = self.refresh().await?;
+        self.publish();
+        Ok((items, change))
     }
 
     /// Uninstalls, enables or disables through the engine (recorded unless refused).
     pub async fn change(&self, req: EntriesRequest) -> Result<(Vec<Item>, Change), ServiceError> {
         let _guard = self.op.lock().await;
         let items = self.blocking("change", move |b| b.change(&req)).await??;
-        Ok((items, self.refresh().await?))
+        let change = self.refresh().await?;
+        self.publish();
+        Ok((items, change))
     }
 
     /// Runs the doctor on a caller's open file; read-only, so it does not wait for changes.
@@ -219,7 +319,13 @@ impl Service {
         for item in items.iter().filter(|i| i.outcome == Outcome::Failed) {
             tracing::warn!(platform = %item.platform, handler = %item.handler, trigger = why, "cannot keep: {}", item.message);
         }
-        Ok((items, self.refresh().await?))
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .count_reconcile(&items, why, daemon_status::now());
+        let change = self.refresh().await?;
+        self.publish();
+        Ok((items, change))
     }
 }
 

@@ -142,6 +142,7 @@ fn world(entries: Vec<Entry>, refuse: bool, probe: Option<ProbeOutcome>) -> Worl
         probe_dir: dir.path().to_path_buf(),
         prober: Box::new(Script(probe)),
         binfmt_d_dirs: vec![],
+        binfmts_admin_dir: dir.path().join("binfmts"),
         fixed_host: Some(host),
         paths,
     };

@@ -20,6 +20,9 @@ pub struct Context {
     pub prober: Box<dyn super::verify::Prober>,
     /// Extra directories systemd's binfmt.d files are read from, for owner attribution.
     pub binfmt_d_dirs: Vec<PathBuf>,
+    /// Debian binfmt-support's database, for owner attribution (`BINFMTD_BINFMTS_ADMINDIR`,
+    /// default `/var/lib/binfmts`).
+    pub binfmts_admin_dir: PathBuf,
     /// Host facts decided already (tests; callers that detected once): when set, no facts
     /// are gathered and no native probes run.
     pub fixed_host: Option<HostReport>,
@@ -45,6 +48,9 @@ impl Context {
                 dir: std::env::temp_dir(),
             }),
             binfmt_d_dirs,
+            binfmts_admin_dir: std::env::var_os("BINFMTD_BINFMTS_ADMINDIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| crate::persist::binfmt_support::ADMIN_DIR.into()),
             paths,
             fixed_host: None,
         })

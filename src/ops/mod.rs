@@ -1,7 +1,8 @@
 //! What every operation shares: its context (paths, catalog, kernel and probe seams, state),
-//! read-only views (status, platforms) and verification; changes are in `crate::engine`.
+//! read-only views (status, platforms, readiness) and verification; changes are in `crate::engine`.
 
 pub mod context;
+pub mod ready;
 pub mod status;
 pub mod verify;
 

@@ -73,6 +73,10 @@ pub fn describe(
     enabled: bool,
     state: &State,
     binfmt_d_rules: &[(std::path::PathBuf, crate::model::Rule)],
+    binfmt_support: &[(
+        std::path::PathBuf,
+        crate::persist::binfmt_support::AdminRecord,
+    )],
 ) -> Vec<EntryStatus> {
     entries
         .iter()
@@ -81,7 +85,8 @@ pub fn describe(
             let owner = if owned {
                 "binfmtd".to_string()
             } else {
-                binfmt_d::attribute(e, binfmt_d_rules).unwrap_or_else(|| "unknown".into())
+                binfmt_d::attribute(e, binfmt_d_rules, binfmt_support)
+                    .unwrap_or_else(|| "unknown".into())
             };
             let isa = served_isa(catalog, e);
             // Entries outside the catalog (python3.11, WSLInterop...) compete for their own magic.
@@ -119,6 +124,7 @@ pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
     let snap = ctx.kernel.snapshot()?;
     let loaded = ctx.state.peek();
     let rules = binfmt_d::scan(&ctx.binfmt_d_dirs);
+    let support = crate::persist::binfmt_support::scan(&ctx.binfmts_admin_dir);
     let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
     if !snap.mounted {
         warnings.push(format!(
@@ -145,6 +151,7 @@ pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
             snap.enabled,
             &loaded.state,
             &rules,
+            &support,
         ),
         unreadable: snap.unreadable,
         warnings,
@@ -174,6 +181,9 @@ pub struct PlatformsReport {
     pub details: Vec<PlatformStatus>,
     /// Handlers registered but failing their probe.
     pub broken: Vec<PlatformStatus>,
+    /// How long the probes of emulated platforms took, all together (they run in parallel);
+    /// `null` when nothing was probed.
+    pub probe_seconds: Option<f64>,
 }
 
 /// Native platforms plus every emulated one whose winning handler passes its probe.
@@ -239,6 +249,7 @@ pub fn platforms(ctx: &Context) -> Result<PlatformsReport, OpsError> {
         platforms: details.iter().map(|d| d.platform.clone()).collect(),
         details,
         broken,
+        probe_seconds: (!arches.is_empty()).then_some(probed.took.as_secs_f64()),
     })
 }
 

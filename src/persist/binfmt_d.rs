@@ -73,14 +73,18 @@ pub fn scan(dirs: &[PathBuf]) -> Vec<(PathBuf, Rule)> {
     out
 }
 
-/// Names the package or tool that registered a foreign entry, when a file says so.
-pub fn attribute(entry: &Entry, binfmt_d: &[(PathBuf, Rule)]) -> Option<String> {
+/// Names the package or tool that registered a foreign entry, when a file says so: a binfmt.d
+/// line or a binfmt-support record that registers exactly this entry.
+pub fn attribute(
+    entry: &Entry,
+    binfmt_d: &[(PathBuf, Rule)],
+    binfmt_support: &[(PathBuf, super::binfmt_support::AdminRecord)],
+) -> Option<String> {
     if let Some((path, _)) = binfmt_d.iter().find(|(_, r)| r.same_as(entry)) {
         return Some(format!("binfmt.d file {}", path.display()));
     }
-    let update_binfmts = Path::new("/var/lib/binfmts").join(&entry.name);
-    if update_binfmts.exists() {
-        return Some(format!("update-binfmts ({})", update_binfmts.display()));
+    if let Some(who) = super::binfmt_support::attribute(entry, binfmt_support) {
+        return Some(who);
     }
     match entry.name.as_str() {
         "WSLInterop" | "WSLInterop-late" => Some("Windows Subsystem for Linux".into()),
@@ -88,4 +92,18 @@ pub fn attribute(entry: &Entry, binfmt_d: &[(PathBuf, Rule)]) -> Option<String> 
         n if n.starts_with("FEX") => Some("FEX-Emu".into()),
         _ => None,
     }
+}
+
+/// A binfmt.d(5) file with one register line per rule, in order (pure). systemd-binfmt writes
+/// each line to `register` as it is, so what it replays is exactly what was encoded here.
+pub fn render(rules: &[Rule], header: &str) -> Result<String, codec::EncodeError> {
+    let mut out = String::new();
+    for l in header.lines() {
+        out.push_str(&format!("# {l}\n"));
+    }
+    for r in rules {
+        out.push_str(&codec::encode(r)?);
+        out.push('\n');
+    }
+    Ok(out)
 }

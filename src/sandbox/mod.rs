@@ -60,7 +60,11 @@ pub fn prepare(
 ) -> Result<(Context, Option<InstallReport>), SandboxError> {
     ns::check_private_instance()?;
     let outside_uid = nix::unistd::getuid().as_raw();
-    ns::enter_user_and_mount_ns()?;
+    let mapping = ns::enter_user_and_mount_ns()?;
+    tracing::info!(?mapping, "sandbox id mapping");
+    if let Some(note) = mapping.note() {
+        eprintln!("binfmtd sandbox: note: {note}");
+    }
     ns::mount_private_instance(&ctx_paths.binfmt_misc)?;
     let paths = private_paths(ctx_paths, outside_uid);
     let mut ctx = Context::system(paths.clone()).map_err(ops::OpsError::from)?;

@@ -4,6 +4,7 @@
 //! order is release → ns → exec → version (each uses only those before it).
 
 pub mod exec;
+pub mod idmap;
 pub mod ns;
 pub mod release;
 pub mod version;

@@ -101,3 +101,36 @@ pub fn require_tool(name: &str) -> bool {
     }
     found
 }
+
+/// Debian tools unpacked (never installed) by `tests/fixtures/debian-tools.sh`: a directory
+/// with `usr/sbin/update-binfmts` and `usr/bin/promtool`.
+pub fn debian_tools() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        run_fixture_script("debian-tools.sh");
+        fixtures_dir().join("debian-tools")
+    })
+}
+
+/// Runs `sh -ec SCRIPT` in a new user + mount namespace (root mapped) with a fresh, private
+/// binfmt_misc instance mounted at /proc/sys/fs/binfmt_misc; the host's is never touched.
+pub fn private_instance_sh(script: &str, envs: &[(&str, &Path)]) -> std::process::Output {
+    let full = format!(
+        "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc\n\
+         [ \"$(ls /proc/sys/fs/binfmt_misc | wc -l)\" = 2 ] || {{ echo 'instance not empty' >&2; exit 99; }}\n{script}"
+    );
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--mount", "sh", "-ec", &full])
+        .env("BINFMTD_NO_DAEMON", "1")
+        .env("BIN", binfmtd_bin());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().expect("cannot run unshare (util-linux)");
+    eprintln!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
