@@ -4,88 +4,11 @@
 
 mod common;
 
+use common::env::{docs, handler, stdout, Env};
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// An isolated environment: state, config and binfmt.d directories in a temp dir.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(common::binfmtd_bin());
-        c.env("BINFMTD_STATE_DIR", self.path("state"))
-            .env("BINFMTD_CONFIG_DIR", self.path("config"))
-            .env("BINFMTD_BINFMT_D_DIR", self.path("binfmt.d"))
-            .env("BIN", common::binfmtd_bin())
-            .env("T", self.dir.path());
-        c
-    }
-    /// Writes a drop-in in this environment's config dir: the embedded handler `name` with
-    /// its interpreter candidates replaced by `interpreter`.
-    fn dropin_interpreter(&self, name: &str, interpreter: &str) {
-        let embedded =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("interpreters/{name}.toml"));
-        let text: Vec<String> = std::fs::read_to_string(embedded)
-            .unwrap()
-            .lines()
-            .map(|l| match l.starts_with("interpreters") {
-                true => format!("interpreters = [{interpreter:?}]"),
-                false => l.to_string(),
-            })
-            .collect();
-        let dir = self.path("config/interpreters.d");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.toml")), text.join("\n")).unwrap();
-    }
-
-    /// Runs a shell script inside `binfmtd sandbox --empty`: a fresh, private, empty instance.
-    fn sandbox_sh(&self, script: &str) -> Output {
-        let out = self
-            .cmd()
-            .args(["sandbox", "--empty", "--", "sh", "-ec", script])
-            .output()
-            .unwrap();
-        eprintln!(
-            "--- stdout\n{}\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Splits the output of a script that prints JSON documents separated by a line `===`.
-fn docs(o: &Output) -> Vec<Value> {
-    stdout(o)
-        .split("\n===\n")
-        .filter_map(|s| Some(&s[s.find('{')?..=s.rfind('}')?]))
-        .map(|s| serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}")))
-        .collect()
-}
-
-fn handler<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["handlers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["handler"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {report}"))
-}
+use std::process::Command;
 
 #[test]
 fn install_all_then_foreign_binaries_run() {

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: fixture building, the binary under test, tool checks.
 #![allow(dead_code)] // each test crate uses only some of these helpers
 
+pub mod env;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
