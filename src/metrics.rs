@@ -48,33 +48,30 @@ fn bit(b: bool) -> f64 {
 }
 
 fn platforms(o: &mut Out, s: &DaemonStatus) {
-    o.family(
-        "binfmtd_platform_registered",
-        "gauge",
-        "1 when an enabled binfmt_misc entry (or the CPU itself) serves the platform.",
-    );
-    for p in &s.platforms {
-        let h = p.handler.as_deref().unwrap_or("native");
-        let l = [
-            ("platform", p.platform.as_str()),
-            ("handler", h),
-            ("how", p.how.as_str()),
-        ];
-        o.sample("binfmtd_platform_registered", &l, bit(p.registered));
-    }
-    o.family(
-        "binfmtd_platform_verified",
-        "gauge",
-        "1 when the platform's probe passed in the last verification.",
-    );
-    for p in &s.platforms {
-        let h = p.handler.as_deref().unwrap_or("native");
-        let l = [
-            ("platform", p.platform.as_str()),
-            ("handler", h),
-            ("how", p.how.as_str()),
-        ];
-        o.sample("binfmtd_platform_verified", &l, bit(p.verified));
+    type Pick = fn(&crate::persist::daemon_status::PlatformState) -> bool;
+    let families: [(&str, &str, Pick); 2] = [
+        (
+            "binfmtd_platform_registered",
+            "1 when an enabled binfmt_misc entry (or the CPU itself) serves the platform.",
+            |p| p.registered,
+        ),
+        (
+            "binfmtd_platform_verified",
+            "1 when the platform's probe passed in the last verification.",
+            |p| p.verified,
+        ),
+    ];
+    for (name, help, pick) in families {
+        o.family(name, "gauge", help);
+        for p in &s.platforms {
+            let h = p.handler.as_deref().unwrap_or("native");
+            let l = [
+                ("platform", p.platform.as_str()),
+                ("handler", h),
+                ("how", p.how.as_str()),
+            ];
+            o.sample(name, &l, bit(pick(p)));
+        }
     }
 }
 

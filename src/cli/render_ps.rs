@@ -2,7 +2,7 @@
 //! readable at 80 columns, with every string from /proc escaped.
 
 use crate::procs::container::Container;
-use crate::procs::{duration, Process, Report, Thread};
+use crate::procs::{duration, Process, Report};
 use crate::text::term;
 use std::fmt::Write;
 
@@ -59,7 +59,11 @@ fn process_lines(p: &Process, o: &mut String) {
     let _ = writeln!(o, "         {}", fit(&term(&p.summary), WIDTH - 9));
     if p.threads.len() > 1 {
         for t in p.threads.iter().take(8) {
-            let _ = writeln!(o, "           {}", fit(&thread_line(t), WIDTH - 11));
+            let _ = writeln!(
+                o,
+                "           {}",
+                fit(&crate::procs::thread_line(t, true), WIDTH - 11)
+            );
         }
         if p.threads.len() > 8 {
             let _ = writeln!(
@@ -69,31 +73,6 @@ fn process_lines(p: &Process, o: &mut String) {
             );
         }
     }
-}
-
-fn thread_line(t: &Thread) -> String {
-    let call = t.syscall.as_deref().unwrap_or("-");
-    let on = t
-        .waits_on
-        .as_deref()
-        .map(|w| format!(" on {}", term(w)))
-        .unwrap_or_default();
-    let cpu = t
-        .cpu_percent
-        .map(|c| format!(" {c:.0}% CPU"))
-        .unwrap_or_default();
-    let time = t
-        .in_state_ms
-        .map(|ms| format!(" {}", duration(ms, t.at_least)))
-        .unwrap_or_default();
-    format!(
-        "tid {} {} {:?} {}{on}{cpu}{time}",
-        t.tid,
-        t.state,
-        t.class,
-        term(call)
-    )
-    .to_lowercase()
 }
 
 /// The human rendering of a scan.

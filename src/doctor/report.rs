@@ -436,17 +436,7 @@ fn render_process(pr: &super::pid::PidOutcome, o: &mut String) {
     );
     let _ = writeln!(o, "  verdict: {}", term(&pr.verdict));
     for t in p.threads.iter().take(16) {
-        let call = t.syscall.as_deref().unwrap_or("-");
-        let on = t
-            .waits_on
-            .as_deref()
-            .map(|w| format!(" on {}", term(w)))
-            .unwrap_or_default();
-        let cpu = t
-            .cpu_percent
-            .map(|c| format!(" {c:.0}% CPU"))
-            .unwrap_or_default();
-        let _ = writeln!(o, "    tid {} {} {}{on}{cpu}", t.tid, t.state, term(call));
+        let _ = writeln!(o, "    {}", crate::procs::thread_line(t, false));
     }
     if !pr.next_steps.is_empty() {
         let _ = writeln!(o, "  next steps:");

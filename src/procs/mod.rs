@@ -122,6 +122,38 @@ pub struct Unreadable {
     pub hint: Option<String>,
 }
 
+/// One thread in one line for text output: tid, state, class (with `classified`), the call
+/// it is in, what it waits on, CPU share and time in state; strings from /proc escaped.
+pub fn thread_line(t: &Thread, classified: bool) -> String {
+    use crate::text::term;
+    let call = t.syscall.as_deref().unwrap_or("-");
+    let on = t
+        .waits_on
+        .as_deref()
+        .map(|w| format!(" on {}", term(w)))
+        .unwrap_or_default();
+    let cpu = t
+        .cpu_percent
+        .map(|c| format!(" {c:.0}% CPU"))
+        .unwrap_or_default();
+    let class = if classified {
+        format!(" {:?}", t.class)
+    } else {
+        String::new()
+    };
+    let time = t
+        .in_state_ms
+        .filter(|_| classified)
+        .map(|ms| format!(" {}", duration(ms, t.at_least)))
+        .unwrap_or_default();
+    format!(
+        "tid {} {}{class} {}{on}{cpu}{time}",
+        t.tid,
+        t.state,
+        term(call)
+    )
+}
+
 /// The result of a scan (`binfmtd.ps/v1`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
