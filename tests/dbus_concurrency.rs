@@ -101,3 +101,83 @@ fn fifty_concurrent_readers_and_writers() {
         "{desired}"
     );
 }
+
+/// The daemon (over D-Bus) and direct CLI runs (`--no-daemon`, same state directory, same
+/// instance) change the desired state at the same time: every request is kept, none lost
+/// (both writers take the one state lock), and refused ones are not recorded.
+#[test]
+fn daemon_and_direct_cli_share_one_desired_state() {
+    if !require_root() {
+        return;
+    }
+    let bus = Bus::start("");
+    let root = bus.dir.path().join("d");
+    let daemon = Daemon::start(&bus, &root);
+    let env = format!(
+        "BINFMTD_STATE_DIR='{}' BINFMTD_CONFIG_DIR='{}' BINFMTD_BINFMT_D_DIR='{}'",
+        root.join("state").display(),
+        root.join("etc").display(),
+        root.join("binfmt.d").display()
+    );
+    let bin = daemon_exe();
+    let over_bus = ["linux/arm64", "linux/s390x", "linux/ppc64le"];
+    let direct = ["linux/riscv64", "linux/mips64le", "linux/arm/v7"];
+    std::thread::scope(|s| {
+        for p in over_bus {
+            let bus = &bus;
+            s.spawn(move || {
+                let out = bus.busctl(
+                    None,
+                    &[
+                        "call", M[0], M[1], M[2], "Install", "asa{sv}b", "1", p, "0", "false",
+                    ],
+                );
+                assert!(out.status.success(), "{p}: {}", text(&out));
+            });
+        }
+        for p in direct {
+            let (daemon, env, bin) = (&daemon, &env, &bin);
+            s.spawn(move || {
+                let out = daemon.sh(&format!(
+                    "{env} '{}' --no-daemon install {p}",
+                    bin.display()
+                ));
+                assert!(out.status.success(), "{p}: {}", text(&out));
+            });
+        }
+    });
+    let desired = std::fs::read_to_string(root.join("state/desired.toml")).unwrap();
+    for handler in [
+        "qemu-aarch64",
+        "qemu-s390x",
+        "qemu-ppc64le",
+        "qemu-riscv64",
+        "qemu-mips64el",
+        "qemu-arm",
+    ] {
+        assert!(
+            desired.contains(&format!("[installed.{handler}]")),
+            "{handler} lost from the desired state:\n{desired}\n{}",
+            daemon.log()
+        );
+    }
+    // A refused change, directly and over the bus: another tool's entry is never disabled
+    // and nothing is recorded for it.
+    let out = daemon.sh(&format!(
+        "printf ':qemu-sparc64:M::\\x7fQQQ::/bin/true:' > /proc/sys/fs/binfmt_misc/register && {env} '{}' --no-daemon disable qemu-sparc64; echo exit=$?",
+        bin.display()
+    ));
+    assert!(text(&out).contains("exit=1"), "{}", text(&out));
+    let out = bus.busctl(
+        None,
+        &[
+            "call", M[0], M[1], M[2], "Disable", "asb", "1", "other", "false",
+        ],
+    );
+    let after = std::fs::read_to_string(root.join("state/desired.toml")).unwrap();
+    assert!(
+        !after.contains("other"),
+        "a refused change was recorded: {after}\n{}",
+        text(&out)
+    );
+}
