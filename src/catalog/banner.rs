@@ -10,7 +10,7 @@ const NEXT_LINE: &[u8] = b"\nCopyright (c) ";
 /// Longest version line accepted.
 const MAX_LINE: usize = 256;
 /// How much of `.rodata` is read at a time.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// The first line QEMU's `--version` prints, read from `path`'s `.rodata`; None when the
 /// file is not an ELF with such a banner (then ask the program itself).

@@ -11,6 +11,7 @@ use crate::persist::cache::Cache;
 use crate::persist::{binfmt_d, State};
 use crate::plan::{self, Action, HandlerPlan};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Result for one handler.
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +117,7 @@ pub(super) fn install_locked(
     req: &InstallRequest,
 ) -> Result<InstallReport, OpsError> {
     let mut cache = ctx.cache();
-    let host = ctx.host_with(&mut cache, true);
+    let (host, interpreters) = host_and_interpreters(ctx, req, &mut cache);
     let mut warnings = Vec::new();
     if let Some(e) = &host.probe_error {
         warnings.push(format!(
@@ -141,7 +142,7 @@ pub(super) fn install_locked(
     if snap.mounted && !snap.enabled {
         warnings.push("binfmt_misc is globally disabled (status is 0): no handler runs until `echo 1 > status`".into());
     }
-    let results = plan_results(ctx, req, &host, &snap, &state, &mut cache);
+    let results = plan_results(ctx, req, &host, &snap, &state, interpreters, &mut cache);
     let mut txn = Txn {
         ctx,
         req,
@@ -170,25 +171,48 @@ pub(super) fn install_locked(
 }
 
 /// Discovers interpreters and plans every candidate handler (no kernel writes).
+type Found = BTreeMap<String, Result<discover::Interpreter, discover::Missing>>;
+
+/// Probes the host and, at the same time on another thread, finds the interpreters of every
+/// handler the request could use (for either answer about Rosetta; native ones are found
+/// too and then skipped): neither waits for the other.
+fn host_and_interpreters(
+    ctx: &Context,
+    req: &InstallRequest,
+    cache: &mut Cache,
+) -> (crate::host::HostReport, Found) {
+    let policy = &req.options.policy;
+    let preserve =
+        policy.preserve_argv0.unwrap_or(false) || policy.flags.is_some_and(|f| f.preserve_argv0);
+    let mut names = plan::candidates(&ctx.catalog, &req.selection, true, policy);
+    for n in plan::candidates(&ctx.catalog, &req.selection, false, policy) {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let known = cache.clone();
+    std::thread::scope(|s| {
+        let found = s.spawn(|| {
+            let wanted: Vec<&crate::catalog::Handler> =
+                names.iter().filter_map(|n| ctx.catalog.get(n)).collect();
+            let search = discover::search_path();
+            discover::discover_many(&wanted, &search, preserve, Some(&known))
+        });
+        let host = ctx.host_with(cache, true);
+        (host, found.join().unwrap_or_default())
+    })
+}
+
+/// Plans every candidate handler (no kernel writes) and remembers the interpreters found.
 fn plan_results(
     ctx: &Context,
     req: &InstallRequest,
     host: &crate::host::HostReport,
     snap: &Snapshot,
     state: &State,
+    interpreters: Found,
     cache: &mut Cache,
 ) -> Vec<HandlerResult> {
-    let policy = &req.options.policy;
-    let preserve =
-        policy.preserve_argv0.unwrap_or(false) || policy.flags.is_some_and(|f| f.preserve_argv0);
-    let names = plan::candidates(&ctx.catalog, &req.selection, host.rosetta.healthy, policy);
-    let wanted: Vec<&crate::catalog::Handler> = names
-        .iter()
-        .filter_map(|n| ctx.catalog.get(n))
-        .filter(|h| !host.native.contains(&h.arch))
-        .collect();
-    let search = discover::search_path();
-    let interpreters = discover::discover_many(&wanted, &search, preserve, Some(cache));
     for i in interpreters.values().flatten() {
         if let Some(id) = crate::persist::cache::FileId::of(&i.path) {
             cache.interpreters.insert(i.path.clone(), (id, i.clone()));
@@ -202,7 +226,7 @@ fn plan_results(
         state,
         interpreters: &interpreters,
         rosetta_healthy: host.rosetta.healthy,
-        policy,
+        policy: &req.options.policy,
     });
     block_unreadable(plans, &snap.unreadable)
         .into_iter()
