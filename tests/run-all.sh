@@ -12,6 +12,8 @@ status=0
 # (dash has no pipefail: keep cargo's own exit status beside the log)
 { cargo test --locked --all-targets -- --test-threads=2 2>&1; echo "$?" > "$log.rc"; } | tee "$log"
 [ "$(cat "$log.rc")" = 0 ] || status=1
+# Every fuzz target briefly, and every committed crash reproducer (tests/fuzz.sh).
+sh tests/fuzz.sh || status=1
 sh tests/package.sh || status=1
 # Manifests and the CI action, run as the kubelet and a runner would (private instances).
 sh tests/kubernetes.sh target/release/binfmtd || status=1

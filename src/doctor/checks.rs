@@ -94,6 +94,9 @@ pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
     let loaded = match &s.elf {
         Some(Ok(l)) => l,
         Some(Err(e)) => {
+            if super::checks_load::unparsed(s, &e.to_string(), v, &mut out) {
+                return out;
+            }
             out.push(
                 Finding::error(
                     Id::ElfCorrupt,
@@ -124,22 +127,11 @@ pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
         );
         return out;
     }
-    if !matches!(
-        f.osabi,
-        object::elf::ELFOSABI_SYSV | object::elf::ELFOSABI_GNU
-    ) {
-        out.push(
-            Finding::error(
-                Id::ElfForeignOs,
-                format!(
-                    "{} is built for another operating system (ELF OSABI {}); Linux cannot run it",
-                    s.path,
-                    osabi_name(f.osabi)
-                ),
-            )
-            .with("osabi", f.osabi)
-            .fix("use a Linux build of the program"),
-        );
+    if let Some(foreign) = foreign_os(s, f, v) {
+        out.push(foreign);
+        return out;
+    }
+    if super::checks_load::load_checks(s, v, &mut out) {
         return out;
     }
     let library = f.linkage == Linkage::SharedLibrary || !s.as_program;
@@ -150,6 +142,52 @@ pub fn check(s: &Subject, v: &View<'_>) -> Vec<Finding> {
     super::checks_deps::library_checks(s, &mut out);
     super::checks_cpu::cpu_checks(s, loaded, winner, v, &mut out);
     out
+}
+
+/// A program for another operating system (by its OSABI byte): an error, or a warning when
+/// the byte is all that is foreign.
+fn foreign_os(s: &Subject, f: &ElfFacts, v: &View<'_>) -> Option<Finding> {
+    if matches!(
+        f.osabi,
+        object::elf::ELFOSABI_SYSV | object::elf::ELFOSABI_GNU
+    ) {
+        return None;
+    }
+    linux_despite_osabi(s, f, v).or_else(|| {
+        Some(
+            Finding::error(
+                Id::ElfForeignOs,
+                format!(
+                    "{} is built for another operating system (ELF OSABI {}); Linux cannot run it",
+                    s.path,
+                    osabi_name(f.osabi)
+                ),
+            )
+            .with("osabi", f.osabi)
+            .fix("use a Linux build of the program"),
+        )
+    })
+}
+
+/// A foreign OSABI byte on a program whose GNU ABI note says Linux and that the native loader
+/// takes: the kernel ignores the byte, so it runs (a warning, unless the loader refuses it).
+fn linux_despite_osabi(s: &Subject, f: &ElfFacts, v: &View<'_>) -> Option<Finding> {
+    let l = s.loadable.as_ref()?;
+    if !f.linux_abi_tag || !super::checks_load::native(l, v) || l.native.is_err() {
+        return None;
+    }
+    Some(
+        Finding::warning(
+            Id::ElfForeignOs,
+            format!(
+                "{}'s ELF OSABI byte says {}, but its GNU ABI note says Linux: Linux's native loader ignores the byte, so it runs here; emulators may refuse it",
+                s.path,
+                osabi_name(f.osabi)
+            ),
+        )
+        .with("osabi", f.osabi)
+        .fix("rebuild the file, or set byte 7 of its header (EI_OSABI) to 0"),
+    )
 }
 
 fn mode_check(s: &Subject, out: &mut Vec<Finding>) {
@@ -323,7 +361,7 @@ fn binfmt_usable(f: &ElfFacts, v: &View<'_>, out: &mut Vec<Finding>) -> bool {
     let snap = v.snapshot;
     if !snap.mounted {
         out.push(
-            Finding::error(Id::BinfmtNotMounted, format!("binfmt_misc is not mounted at {}; every foreign program fails with \"exec format error\"", snap.path.display()))
+            Finding::error(Id::BinfmtNotMounted, format!("binfmt_misc is not mounted at {}; every foreign program, such as this {}, fails with \"exec format error\"", snap.path.display(), f.describe()))
                 .with("path", snap.path.display())
                 .fix(format!("binfmtd install {}  (mounts binfmt_misc and registers the handler)", install_word(f))),
         );

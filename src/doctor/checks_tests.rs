@@ -59,6 +59,8 @@ fn subject(path: &str, bytes: &[u8], mode: u32) -> Subject {
             })
         })
     });
+    let loadable = (kind == sniff::FileKind::Elf)
+        .then(|| crate::doctor::inspect::loadability(bytes, &bytes[..bytes.len().min(256)]));
     Subject {
         path: path.into(),
         real_path: Some(path.into()),
@@ -71,6 +73,7 @@ fn subject(path: &str, bytes: &[u8], mode: u32) -> Subject {
         libs: None,
         aliases: 0,
         as_program: true,
+        loadable,
     }
 }
 

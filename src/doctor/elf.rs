@@ -61,6 +61,9 @@ pub struct ElfFacts {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub go_version: Option<String>,
     pub is_go: bool,
+    /// A GNU ABI-tag note (NT_GNU_ABI_TAG) names Linux as the operating system.
+    #[serde(skip)]
+    pub linux_abi_tag: bool,
     /// QEMU's name for the ISA, e.g. `aarch64`, `arm`, `mipsn32el`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qemu_arch: Option<String>,
@@ -277,6 +280,7 @@ fn parse_as<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
         aarch64_features: None,
         go_version: None,
         is_go: false,
+        linux_abi_tag: false,
         qemu_arch: qemu_arch.map(str::to_string),
         platform,
     };
@@ -346,6 +350,10 @@ fn read_notes<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
     while let Ok(Some(note)) = notes.next() {
         if note.name() == b"Go" && note.n_type(endian) == 4 {
             facts.is_go = true;
+        }
+        // NT_GNU_ABI_TAG: the first word of the description is the OS, 0 for Linux.
+        if note.name() == b"GNU" && note.n_type(endian) == elf::NT_GNU_ABI_TAG {
+            facts.linux_abi_tag |= note.desc().get(..4) == Some(&[0, 0, 0, 0]);
         }
         let Some(mut props) = note.gnu_properties(endian) else {
             continue;

@@ -3,6 +3,7 @@
 
 use super::elf::{self, ElfError, ElfFacts};
 use super::libs::{self, LibReport, Libc, Resolver};
+use super::loadable::{self, Layout};
 use super::rootfs::{open_path_fd, LookupError, Meta, OpenError, Root};
 use super::sniff::{self, FileKind};
 use crate::catalog::{Catalog, Translator};
@@ -291,6 +292,60 @@ pub struct Subject {
     /// Judged as a program someone executes (false for non-executable files found by --all:
     /// those are only checked as libraries).
     pub as_program: bool,
+    /// What the kernel's loader makes of the file (ELF files only).
+    pub loadable: Option<Loadability>,
+}
+
+/// The loader model's verdicts on one ELF file (see loadable.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loadability {
+    /// `e_machine` as the host's native loader reads it (host byte order).
+    pub native_machine: u16,
+    /// The layout the native loader reads for that machine.
+    pub native_layout: Layout,
+    /// The native loader's verdict.
+    pub native: Result<(), String>,
+    /// The verdict in the layout the identity bytes declare (what emulators read).
+    pub declared: Result<(), String>,
+    /// Identity bytes that are wrong for the native layout (the native loader ignores them).
+    pub ident_damage: Option<String>,
+}
+
+/// Judges an ELF file as the native loader and as an emulator's loader would.
+pub fn loadability<'a, R: object::ReadRef<'a>>(data: R, header: &[u8]) -> Loadability {
+    let le = cfg!(target_endian = "little");
+    let native_machine = loadable::raw_machine(header, le).unwrap_or(0);
+    let native_layout = Layout::native_for(native_machine);
+    let native = loadable::judge(data, native_layout);
+    let declared = match Layout::declared(header) {
+        Some(lay) if lay == native_layout => native.clone(),
+        Some(lay) => loadable::judge(data, lay),
+        None => Err(format!(
+            "the identity bytes declare no valid layout (EI_CLASS {}, EI_DATA {})",
+            header.get(4).copied().unwrap_or(0),
+            header.get(5).copied().unwrap_or(0)
+        )),
+    };
+    let mut damage = Vec::new();
+    let class = if native_layout.class64 { 2 } else { 1 };
+    let data = if le { 1 } else { 2 };
+    for (i, name, want) in [
+        (4, "EI_CLASS", class),
+        (5, "EI_DATA", data),
+        (6, "EI_VERSION", 1),
+    ] {
+        let got = header.get(i).copied().unwrap_or(0);
+        if got != want {
+            damage.push(format!("{name} is {got}, not {want}"));
+        }
+    }
+    Loadability {
+        native_machine,
+        native_layout,
+        native,
+        declared,
+        ident_damage: (!damage.is_empty()).then(|| damage.join(", ")),
+    }
 }
 
 impl Subject {
@@ -308,6 +363,7 @@ impl Subject {
             libs: None,
             aliases: 0,
             as_program: true,
+            loadable: None,
         }
     }
 }
@@ -328,6 +384,7 @@ pub fn subject_from_file(
     if s.kind != FileKind::Elf {
         return s;
     }
+    s.loadable = Some(loadability(&object::ReadCache::new(&file), &s.header));
     let facts = match parse_file(&file) {
         Ok(f) => f,
         Err(e) => {

@@ -239,7 +239,8 @@ fn write_header(w: &mut W, s: &Spec, l: &Layout) {
     w.u16(s.e_type);
     w.u16(s.machine);
     w.u32(1);
-    w.word(BASE + 0x100);
+    // The entry point: the first byte of the one PT_LOAD, which spans the whole file.
+    w.word(BASE);
     w.word(l.ehsize);
     w.word(0);
     w.u32(s.flags);

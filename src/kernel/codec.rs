@@ -236,12 +236,17 @@ pub fn decode(line: &str) -> Result<Rule, DecodeError> {
         },
         _ => return Err(err("type must be M or E")),
     };
-    Ok(Rule {
+    let rule = Rule {
         name,
         matcher,
         interpreter,
         flags,
-    })
+    };
+    // What the kernel would refuse (a mask longer or shorter than the magic, an oversize
+    // magic, a bad interpreter) is refused here too, so every decoded rule can be registered
+    // and encodes again.
+    encode(&rule).map_err(|e| err(&e.to_string()))?;
+    Ok(rule)
 }
 
 /// Why an entry file could not be parsed.
@@ -525,5 +530,19 @@ mod tests {
             let _ = decode(&s);
             let _ = parse_entry("x", &s);
         }
+    }
+
+    /// Fuzz crash (fuzz/artifacts/register_line/crash-40c9ec38...): a magic of 25 bytes with
+    /// a mask of 20 decoded, and then could not be encoded. The kernel refuses such a line
+    /// (EINVAL), so decoding does too.
+    #[test]
+    fn fuzz_regression_mask_length_differs_from_magic() {
+        let line = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/artifacts/register_line/crash-40c9ec382e7555087ec7da78762a8653bf36dac6"
+        ))
+        .unwrap();
+        let e = decode(&line).unwrap_err();
+        assert!(e.reason.contains("mask is 20 bytes"), "{e}");
     }
 }

@@ -60,17 +60,19 @@ pub fn scan(dirs: &[PathBuf]) -> Vec<(PathBuf, Rule)> {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        for line in text.lines() {
-            let l = line.trim();
-            if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
-                continue;
-            }
-            if let Ok(rule) = codec::decode(l) {
-                out.push((path.clone(), rule));
-            }
-        }
+        out.extend(parse(&text).into_iter().map(|rule| (path.clone(), rule)));
     }
     out
+}
+
+/// The register lines of one binfmt.d file (pure): comments (`#`, `;`), blank and
+/// unparseable lines are skipped, as systemd-binfmt does.
+pub fn parse(text: &str) -> Vec<Rule> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !(l.is_empty() || l.starts_with('#') || l.starts_with(';')))
+        .filter_map(|l| codec::decode(l).ok())
+        .collect()
 }
 
 /// Names the package or tool that registered a foreign entry, when a file says so: a binfmt.d
