@@ -492,11 +492,13 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
         }
     } else if !info.exists {
         out.push(
-            Finding::error(
+            Finding::new(
                 Id::InterpreterMissing,
+                held_severity(w),
                 format!(
-                    "entry {:?} names interpreter {interp}, which does not exist",
-                    w.name
+                    "entry {:?} names interpreter {interp}, which does not exist{}",
+                    w.name,
+                    held_note(w)
                 ),
             )
             .about(&w.name)
@@ -511,11 +513,13 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
     }
     if !info.executable {
         out.push(
-            Finding::error(
+            Finding::new(
                 Id::InterpreterNotExecutable,
+                held_severity(w),
                 format!(
-                    "interpreter {interp} of entry {:?} is not executable",
-                    w.name
+                    "interpreter {interp} of entry {:?} is not executable{}",
+                    w.name,
+                    held_note(w)
                 ),
             )
             .about(&w.name)
@@ -539,6 +543,25 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
                 .with("interpreter", &interp)
                 .fix("install the statically linked interpreter (Debian: qemu-user-static) and re-register with F"),
         );
+    }
+}
+
+/// With F the kernel opened the interpreter at registration and runs that open file, so a
+/// deleted or no longer executable interpreter does not stop the entry (a warning); without
+/// F every exec fails (an error).
+fn held_severity(w: &Entry) -> Severity {
+    if w.flags.fix_binary {
+        Severity::Warning
+    } else {
+        Severity::Error
+    }
+}
+
+fn held_note(w: &Entry) -> &'static str {
+    if w.flags.fix_binary {
+        "; the entry has F, so the kernel runs the file it opened at registration and programs still run, but registering the entry again (after a reboot, or `binfmtd install`) will fail"
+    } else {
+        ""
     }
 }
 
