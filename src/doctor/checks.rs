@@ -169,18 +169,23 @@ fn foreign_os(s: &Subject, f: &ElfFacts, v: &View<'_>) -> Option<Finding> {
     })
 }
 
-/// A foreign OSABI byte on a program whose GNU ABI note says Linux and that the native loader
-/// takes: the kernel ignores the byte, so it runs (a warning, unless the loader refuses it).
+/// A foreign OSABI byte on a program whose GNU ABI note says Linux and that its loader takes:
+/// Linux and qemu-user ignore the byte, so it runs (a warning, unless the loader refuses it).
 fn linux_despite_osabi(s: &Subject, f: &ElfFacts, v: &View<'_>) -> Option<Finding> {
     let l = s.loadable.as_ref()?;
-    if !f.linux_abi_tag || !super::checks_load::native(l, v) || l.native.is_err() {
+    let loads = if super::checks_load::native(l, v) {
+        l.native.is_ok()
+    } else {
+        l.declared.is_ok()
+    };
+    if !f.linux_abi_tag || !loads {
         return None;
     }
     Some(
         Finding::warning(
             Id::ElfForeignOs,
             format!(
-                "{}'s ELF OSABI byte says {}, but its GNU ABI note says Linux: Linux's native loader ignores the byte, so it runs here; emulators may refuse it",
+                "{}'s ELF OSABI byte says {}, but its GNU ABI note says Linux: Linux's loader and qemu-user ignore the byte, so it runs; other tools may refuse it",
                 s.path,
                 osabi_name(f.osabi)
             ),
