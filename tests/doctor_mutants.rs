@@ -256,7 +256,8 @@ fn ran(code: Option<i32>, stdout: &str, stderr: &str) -> Ran {
     let how = match code {
         Some(EXIT) if ok => "ran".to_string(),
         Some(137) => "killed (SIGKILL or timeout)".to_string(),
-        Some(c) if c > 128 => format!("signal {}", c - 128),
+        // 255: qemu's own "Error while loading" exit, not a signal.
+        Some(c) if c > 128 && c < 255 => format!("signal {}", c - 128),
         Some(c) => {
             let why = stderr.trim().rsplit(": ").next().unwrap_or("");
             format!("exit {c} ({why})")
