@@ -250,6 +250,23 @@ struct Ran {
     how: String,
 }
 
+/// Judges a run from its exit code (None: killed), stdout and stderr.
+fn ran(code: Option<i32>, stdout: &str, stderr: &str) -> Ran {
+    let ok = code == Some(EXIT) && stdout.contains(MARK);
+    let how = match code {
+        Some(EXIT) if ok => "ran".to_string(),
+        Some(137) => "killed (SIGKILL or timeout)".to_string(),
+        // 255: qemu's own "Error while loading" exit, not a signal.
+        Some(c) if c > 128 && c < 255 => format!("signal {}", c - 128),
+        Some(c) => {
+            let why = stderr.trim().rsplit(": ").next().unwrap_or("");
+            format!("exit {c} ({why})")
+        }
+        None => "killed".to_string(),
+    };
+    Ran { ok, how }
+}
+
 fn run_as_nobody(dir: &Path, file: &Path) -> Ran {
     let out = Command::new("timeout")
         .args(["-s", "KILL", "10", "setpriv"])
@@ -262,18 +279,7 @@ fn run_as_nobody(dir: &Path, file: &Path) -> Ran {
         .expect("cannot run timeout/setpriv");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let ok = out.status.code() == Some(EXIT) && stdout.contains(MARK);
-    let how = match out.status.code() {
-        Some(EXIT) if ok => "ran".to_string(),
-        Some(137) => "killed (SIGKILL or timeout)".to_string(),
-        Some(c) if c > 128 => format!("signal {}", c - 128),
-        Some(c) => {
-            let why = stderr.trim().rsplit(": ").next().unwrap_or("");
-            format!("exit {c} ({why})")
-        }
-        None => "killed".to_string(),
-    };
-    Ran { ok, how }
+    ran(out.status.code(), &stdout, &stderr)
 }
 
 /// Doctor's exit code, and its error findings as "id: message evidence" lines.
@@ -285,8 +291,16 @@ fn doctor(file: &Path) -> (i32, Vec<String>) {
         .output()
         .expect("cannot run binfmtd doctor");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.code().unwrap_or(-1),
+        errors_of(&out.stdout, &stderr),
+    )
+}
+
+/// The error findings of a `doctor --json` report.
+fn errors_of(stdout: &[u8], stderr: &str) -> Vec<String> {
     assert!(!stderr.contains("panicked"), "doctor panicked: {stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+    let json: serde_json::Value = serde_json::from_slice(stdout)
         .unwrap_or_else(|e| panic!("doctor --json printed no JSON ({e}): {stderr}"));
     let mut errors = Vec::new();
     for s in json["subjects"].as_array().into_iter().flatten() {
@@ -296,10 +310,10 @@ fn doctor(file: &Path) -> (i32, Vec<String>) {
             }
         }
     }
-    (out.status.code().unwrap_or(-1), errors)
+    errors
 }
 
-fn build(dir: &Path, name: &str, flags: &[&str]) -> Vec<u8> {
+fn build(dir: &Path, gcc: &str, name: &str, flags: &[&str]) -> Vec<u8> {
     let src = dir.join("m.c");
     std::fs::write(
         &src,
@@ -307,7 +321,7 @@ fn build(dir: &Path, name: &str, flags: &[&str]) -> Vec<u8> {
     )
     .unwrap();
     let out = dir.join(name);
-    let o = Command::new("gcc")
+    let o = Command::new(gcc)
         .args(["-O1", "-o"])
         .arg(&out)
         .args(flags)
@@ -320,6 +334,65 @@ fn build(dir: &Path, name: &str, flags: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&o.stderr)
     );
     std::fs::read(&out).unwrap()
+}
+
+/// Every applicable mutant of each base: (file name, base kind, mutation index, bytes).
+fn mutants(bases: &[(&'static str, Vec<u8>)]) -> Vec<(String, &'static str, usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (kind, base) in bases {
+        for (i, (_, _, mutate)) in MUTATIONS.iter().enumerate() {
+            let mut bytes = base.clone();
+            if mutate(&mut bytes) {
+                out.push((format!("{kind}-{i}"), *kind, i, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// One mutant's outcome: base kind, mutation index, execution, doctor's exit and errors.
+type Row = (&'static str, usize, Ran, i32, Vec<String>);
+
+/// Prints the table and fails on every mutant doctor is wrong about.
+fn judge(rows: &[Row]) {
+    let mut table = Vec::new();
+    let mut wrong = Vec::new();
+    for (kind, i, ran, code, errors) in rows {
+        let (name, words, _) = MUTATIONS[*i];
+        let said = errors
+            .first()
+            .map(|e| e.chars().take(110).collect::<String>());
+        let said = said.unwrap_or_else(|| "no error".into());
+        table.push(format!(
+            "| {kind} | {name} | {} | {code} | {said} |",
+            ran.how
+        ));
+        let all = errors.join("\n").to_lowercase();
+        let named = words.iter().any(|w| all.contains(&w.to_lowercase()));
+        if !ran.ok && (*code != 1 || !named) {
+            wrong.push(format!(
+                "{kind} {name}: {} but doctor exit {code}, wanted one of {words:?} in {errors:?}",
+                ran.how
+            ));
+        }
+        if ran.ok && (*code != 0 || !errors.is_empty()) {
+            wrong.push(format!("{kind} {name}: ran but doctor said {errors:?}"));
+        }
+        if name == "control" {
+            assert!(
+                ran.ok && *code == 0,
+                "control {kind}: {} / {errors:?}",
+                ran.how
+            );
+        }
+    }
+    eprintln!("| base | damage | execution | doctor exit | first error |");
+    eprintln!("|---|---|---|---|---|\n{}", table.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "doctor is wrong about:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -342,55 +415,116 @@ fn every_mutant_that_fails_to_run_gets_an_error_naming_the_damage() {
     let dir = tmp.path();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let bases = [
-        ("static", build(dir, "base-static", &["-static"])),
-        ("dynamic", build(dir, "base-dynamic", &[])),
+        ("static", build(dir, "gcc", "base-static", &["-static"])),
+        ("dynamic", build(dir, "gcc", "base-dynamic", &[])),
     ];
-    let mut table = Vec::new();
-    let mut wrong = Vec::new();
-    for (kind, base) in &bases {
-        for (i, (name, words, mutate)) in MUTATIONS.iter().enumerate() {
-            let mut bytes = base.clone();
-            if !mutate(&mut bytes) {
-                continue;
-            }
-            let file = dir.join(format!("{kind}-{i}"));
-            std::fs::write(&file, &bytes).unwrap();
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let ran = run_as_nobody(dir, &file);
-            let (code, errors) = doctor(&file);
-            let said = errors
-                .first()
-                .map(|e| e.chars().take(110).collect::<String>());
-            let said = said.unwrap_or_else(|| "no error".into());
-            table.push(format!(
-                "| {kind} | {name} | {} | {code} | {said} |",
-                ran.how
-            ));
-            let all = errors.join("\n").to_lowercase();
-            let named = words.iter().any(|w| all.contains(&w.to_lowercase()));
-            if !ran.ok && (code != 1 || !named) {
-                wrong.push(format!(
-                    "{kind} {name}: {} but doctor exit {code}, wanted one of {words:?} in {errors:?}",
-                    ran.how
-                ));
-            }
-            if ran.ok && (code != 0 || !errors.is_empty()) {
-                wrong.push(format!("{kind} {name}: ran but doctor said {errors:?}"));
-            }
-            if *name == "control" {
-                assert!(
-                    ran.ok && code == 0,
-                    "control {kind}: {} / {errors:?}",
-                    ran.how
-                );
-            }
+    let mut rows = Vec::new();
+    for (file_name, kind, i, bytes) in mutants(&bases) {
+        let file = dir.join(file_name);
+        std::fs::write(&file, &bytes).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ran = run_as_nobody(dir, &file);
+        let (code, errors) = doctor(&file);
+        rows.push((kind, i, ran, code, errors));
+    }
+    judge(&rows);
+}
+
+/// A directory inside the cached arm64 root, removed again however the test ends.
+struct InRoot(std::path::PathBuf);
+
+impl Drop for InRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn foreign_mutants_through_a_registered_handler_in_an_arm64_root() {
+    for tool in [
+        "aarch64-linux-gnu-gcc",
+        "qemu-aarch64-static",
+        "debootstrap",
+        "setpriv",
+    ] {
+        if !common::require_tool(tool) {
+            return;
         }
     }
-    eprintln!("| base | damage | execution | doctor exit | first error |");
-    eprintln!("|---|---|---|---|---|\n{}", table.join("\n"));
-    assert!(
-        wrong.is_empty(),
-        "doctor is wrong about:\n{}",
-        wrong.join("\n")
-    );
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            !common::in_ci(),
+            "the mutation harness needs root (setpriv)"
+        );
+        return;
+    }
+    let root = common::arm64_root();
+    let sub = format!("mutants-{}", std::process::id());
+    let dir = InRoot(root.join(&sub));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    // Written by the sandbox's user (nobody outside the namespace).
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let gcc = "aarch64-linux-gnu-gcc";
+    let bases = [
+        (
+            "static",
+            build(tmp.path(), gcc, "base-static", &["-static"]),
+        ),
+        ("dynamic", build(tmp.path(), gcc, "base-dynamic", &[])),
+    ];
+    let all = mutants(&bases);
+    for (file_name, _, _, bytes) in &all {
+        let file = dir.0.join(file_name);
+        std::fs::write(&file, bytes).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bin = common::binfmtd_bin();
+    // Ground truth: each mutant run through the private handler, chrooted, as nobody.
+    let run = format!("cd /{sub}; for f in static-* dynamic-*; do case $f in *.*) continue;; esac; timeout -s KILL 10 ./$f > $f.out 2> $f.err; echo $? > $f.rc; done");
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["sandbox", "--platform", "linux/arm64", "--root"])
+        .arg(root)
+        .args(["--", "/bin/sh", "-c", &run])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Doctor, in a private instance with the same handler, looking into the same root.
+    let diag = format!("for f in {}; do \"$BIN\" doctor --json --root \"$ROOT\" /{sub}/$f > \"$D/$f.json\" 2> \"$D/$f.derr\"; echo $? > \"$D/$f.code\"; done", all.iter().map(|m| m.0.as_str()).collect::<Vec<_>>().join(" "));
+    let o = Command::new(&bin)
+        .args([
+            "sandbox",
+            "--platform",
+            "linux/arm64",
+            "--",
+            "sh",
+            "-c",
+            &diag,
+        ])
+        .env("BIN", &bin)
+        .env("ROOT", root)
+        .env("D", tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let mut rows = Vec::new();
+    for (file_name, kind, i, _) in &all {
+        let rc: Option<i32> = read(dir.0.join(format!("{file_name}.rc")))
+            .trim()
+            .parse()
+            .ok();
+        let out = read(dir.0.join(format!("{file_name}.out")));
+        let err = read(dir.0.join(format!("{file_name}.err")));
+        let code: i32 = read(tmp.path().join(format!("{file_name}.code")))
+            .trim()
+            .parse()
+            .unwrap_or(-1);
+        let json = std::fs::read(tmp.path().join(format!("{file_name}.json"))).unwrap_or_default();
+        let errors = errors_of(&json, &read(tmp.path().join(format!("{file_name}.derr"))));
+        rows.push((*kind, *i, ran(rc, &out, &err), code, errors));
+    }
+    judge(&rows);
 }

@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = inspect::loadability(data, header);
     for class64 in [false, true] {
         for le in [false, true] {
-            let _ = loadable::judge(data, loadable::Layout { class64, le });
+            for loader in [loadable::Loader::Kernel, loadable::Loader::Emulator] {
+                let _ = loadable::judge(data, loadable::Layout { class64, le }, loader);
+            }
         }
     }
     let _ = elf::go_version_from_blob(data);

@@ -103,6 +103,10 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         {
             return USAGE;
         }
+        // Any other I/O error (writing an export file, say) is exit 2, as documented.
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return USAGE;
+        }
     }
     FAILED
 }
@@ -121,7 +125,7 @@ mod tests {
             dir: "/etc/binfmtd/interpreters.d".into(),
             source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         };
-        let table: [(anyhow::Error, i32); 5] = [
+        let table: [(anyhow::Error, i32); 6] = [
             (
                 anyhow::Error::new(invalid).context("cannot load the handler catalog"),
                 USAGE,
@@ -133,6 +137,11 @@ mod tests {
             ),
             (anyhow::Error::new(crate::model::UnknownFlag('X')), USAGE),
             (anyhow::anyhow!("something else"), FAILED),
+            (
+                anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotADirectory))
+                    .context("cannot write /proc/version/dir/binfmtd-export.conf"),
+                USAGE,
+            ),
         ];
         for (err, want) in table {
             assert_eq!(code_for(&err), want, "{err:#}");

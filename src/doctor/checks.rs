@@ -169,18 +169,23 @@ fn foreign_os(s: &Subject, f: &ElfFacts, v: &View<'_>) -> Option<Finding> {
     })
 }
 
-/// A foreign OSABI byte on a program whose GNU ABI note says Linux and that the native loader
-/// takes: the kernel ignores the byte, so it runs (a warning, unless the loader refuses it).
+/// A foreign OSABI byte on a program whose GNU ABI note says Linux and that its loader takes:
+/// Linux and qemu-user ignore the byte, so it runs (a warning, unless the loader refuses it).
 fn linux_despite_osabi(s: &Subject, f: &ElfFacts, v: &View<'_>) -> Option<Finding> {
     let l = s.loadable.as_ref()?;
-    if !f.linux_abi_tag || !super::checks_load::native(l, v) || l.native.is_err() {
+    let loads = if super::checks_load::native(l, v) {
+        l.native.is_ok()
+    } else {
+        l.declared.is_ok()
+    };
+    if !f.linux_abi_tag || !loads {
         return None;
     }
     Some(
         Finding::warning(
             Id::ElfForeignOs,
             format!(
-                "{}'s ELF OSABI byte says {}, but its GNU ABI note says Linux: Linux's native loader ignores the byte, so it runs here; emulators may refuse it",
+                "{}'s ELF OSABI byte says {}, but its GNU ABI note says Linux: Linux's loader and qemu-user ignore the byte, so it runs; other tools may refuse it",
                 s.path,
                 osabi_name(f.osabi)
             ),
@@ -492,11 +497,13 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
         }
     } else if !info.exists {
         out.push(
-            Finding::error(
+            Finding::new(
                 Id::InterpreterMissing,
+                held_severity(w),
                 format!(
-                    "entry {:?} names interpreter {interp}, which does not exist",
-                    w.name
+                    "entry {:?} names interpreter {interp}, which does not exist{}",
+                    w.name,
+                    held_note(w)
                 ),
             )
             .about(&w.name)
@@ -511,11 +518,13 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
     }
     if !info.executable {
         out.push(
-            Finding::error(
+            Finding::new(
                 Id::InterpreterNotExecutable,
+                held_severity(w),
                 format!(
-                    "interpreter {interp} of entry {:?} is not executable",
-                    w.name
+                    "interpreter {interp} of entry {:?} is not executable{}",
+                    w.name,
+                    held_note(w)
                 ),
             )
             .about(&w.name)
@@ -539,6 +548,25 @@ fn interpreter_checks(w: &Entry, v: &View<'_>, out: &mut Vec<Finding>) {
                 .with("interpreter", &interp)
                 .fix("install the statically linked interpreter (Debian: qemu-user-static) and re-register with F"),
         );
+    }
+}
+
+/// With F the kernel opened the interpreter at registration and runs that open file, so a
+/// deleted or no longer executable interpreter does not stop the entry (a warning); without
+/// F every exec fails (an error).
+fn held_severity(w: &Entry) -> Severity {
+    if w.flags.fix_binary {
+        Severity::Warning
+    } else {
+        Severity::Error
+    }
+}
+
+fn held_note(w: &Entry) -> &'static str {
+    if w.flags.fix_binary {
+        "; the entry has F, so the kernel runs the file it opened at registration and programs still run, but registering the entry again (after a reboot, or `binfmtd install`) will fail"
+    } else {
+        ""
     }
 }
 

@@ -46,9 +46,15 @@ fn ident_warning(s: &Subject, damage: &str, parse: Option<&str>) -> Finding {
 /// the file (an error, or a warning: damage the loader ignores). False for other machines,
 /// where the parse error stands.
 pub fn unparsed(s: &Subject, parse_error: &str, v: &View<'_>, out: &mut Vec<Finding>) -> bool {
-    let Some(l) = s.loadable.as_ref().filter(|l| native(l, v)) else {
+    let Some(l) = s.loadable.as_ref() else {
         return false;
     };
+    if !native(l, v) {
+        let refusal = emulator_refusal(s, l);
+        let stop = refusal.is_some();
+        out.extend(refusal);
+        return stop;
+    }
     out.push(match (&l.native, &l.ident_damage) {
         (Err(why), _) => refused(s, why),
         (Ok(()), Some(d)) => ident_warning(s, d, Some(parse_error)),
@@ -80,9 +86,22 @@ pub fn load_checks(s: &Subject, v: &View<'_>, out: &mut Vec<Finding>) -> bool {
         }
         return false;
     }
-    if let Err(why) = &l.declared {
-        out.push(refused(s, why));
-        return true;
+    let refusal = emulator_refusal(s, l);
+    let stop = refusal.is_some();
+    out.extend(refusal);
+    stop
+}
+
+/// For a foreign program: why an emulator's loader refuses it. When the identity bytes are
+/// wrong and the header reads fine in the usual layout for its machine, they are the damage:
+/// binfmt_misc entries match them and emulators check them.
+fn emulator_refusal(s: &Subject, l: &Loadability) -> Option<Finding> {
+    match (&l.declared, &l.native, &l.ident_damage) {
+        (Err(_), Ok(()), Some(d)) => Some(refused(
+            s,
+            &format!("its ELF identity bytes are damaged ({d}): binfmt_misc entries match those bytes and emulators check them, so no handler takes it (exec format error)"),
+        )),
+        (Err(why), _, _) => Some(refused(s, why)),
+        (Ok(()), _, _) => None,
     }
-    false
 }

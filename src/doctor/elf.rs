@@ -296,7 +296,7 @@ fn parse_as<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>>(
             )
         {
             return Err(ElfError(format!(
-                "segment of type {p_type:#x} claims {size} bytes; the file is corrupt"
+                "program header of type {p_type:#x} claims a {size}-byte segment; the file is corrupt"
             )));
         }
         match p_type {

@@ -3,7 +3,7 @@
 
 use super::elf::{self, ElfError, ElfFacts};
 use super::libs::{self, LibReport, Libc, Resolver};
-use super::loadable::{self, Layout};
+use super::loadable::{self, Layout, Loader};
 use super::rootfs::{open_path_fd, LookupError, Meta, OpenError, Root};
 use super::sniff::{self, FileKind};
 use crate::catalog::{Catalog, Translator};
@@ -305,7 +305,7 @@ pub struct Loadability {
     pub native_layout: Layout,
     /// The native loader's verdict.
     pub native: Result<(), String>,
-    /// The verdict in the layout the identity bytes declare (what emulators read).
+    /// An emulator's verdict, in the layout the identity bytes declare (what it reads).
     pub declared: Result<(), String>,
     /// Identity bytes that are wrong for the native layout (the native loader ignores them).
     pub ident_damage: Option<String>,
@@ -316,10 +316,9 @@ pub fn loadability<'a, R: object::ReadRef<'a>>(data: R, header: &[u8]) -> Loadab
     let le = cfg!(target_endian = "little");
     let native_machine = loadable::raw_machine(header, le).unwrap_or(0);
     let native_layout = Layout::native_for(native_machine);
-    let native = loadable::judge(data, native_layout);
+    let native = loadable::judge(data, native_layout, Loader::Kernel);
     let declared = match Layout::declared(header) {
-        Some(lay) if lay == native_layout => native.clone(),
-        Some(lay) => loadable::judge(data, lay),
+        Some(lay) => loadable::judge(data, lay, Loader::Emulator),
         None => Err(format!(
             "the identity bytes declare no valid layout (EI_CLASS {}, EI_DATA {})",
             header.get(4).copied().unwrap_or(0),

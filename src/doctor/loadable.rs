@@ -74,6 +74,15 @@ impl Layout {
     }
 }
 
+/// Whose loader reads the file: Linux's (native programs) or an emulator's (qemu-user, for
+/// programs a binfmt_misc handler runs). qemu 7.2 maps a PT_LOAD with more bytes in the file
+/// than in memory and reads a PT_INTERP longer than PATH_MAX; the kernel refuses both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    Kernel,
+    Emulator,
+}
+
 /// Reads little- or big-endian integers of 2, 4 or 8 bytes.
 fn num(b: &[u8], le: bool) -> u64 {
     let mut v = 0u64;
@@ -102,6 +111,7 @@ struct Phdr {
 struct Reader<'a, R> {
     data: R,
     lay: Layout,
+    loader: Loader,
     len: u64,
     _p: std::marker::PhantomData<&'a ()>,
 }
@@ -129,13 +139,14 @@ impl<'a, R: ReadRef<'a>> Reader<'a, R> {
 
 /// Why the kernel (or an emulator's loader, which checks the same) would refuse the file or
 /// kill the new process before the program's first instruction; `Ok` when it loads.
-pub fn judge<'a, R: ReadRef<'a>>(data: R, lay: Layout) -> Result<(), String> {
+pub fn judge<'a, R: ReadRef<'a>>(data: R, lay: Layout, loader: Loader) -> Result<(), String> {
     let len = data
         .len()
         .map_err(|()| "the file's size cannot be read".to_string())?;
     let r = Reader {
         data,
         lay,
+        loader,
         len,
         _p: std::marker::PhantomData,
     };
@@ -144,6 +155,10 @@ pub fn judge<'a, R: ReadRef<'a>>(data: R, lay: Layout) -> Result<(), String> {
             "truncated: the file has {len} bytes, fewer than the {}-byte ELF header",
             lay.ehsize()
         ));
+    }
+    let version = r.at(6, 1).unwrap_or(0);
+    if loader == Loader::Emulator && version != 1 {
+        return Err(format!("its ELF identity bytes are damaged (EI_VERSION is {version}, not 1): emulators check that byte, and binfmt_misc entries match it (exec format error)"));
     }
     let w = lay.word();
     let field = |off: u64, size: u64| r.at(off, size).unwrap_or(0);
@@ -188,7 +203,11 @@ fn segments_ok<'a, R: ReadRef<'a>>(
 }
 
 fn interp_ok<'a, R: ReadRef<'a>>(r: &Reader<'a, R>, p: &Phdr) -> Result<(), String> {
-    if !(2..=PATH_MAX).contains(&p.filesz) {
+    let max = match r.loader {
+        Loader::Kernel => PATH_MAX,
+        Loader::Emulator => u64::from(u32::MAX),
+    };
+    if !(2..=max).contains(&p.filesz) {
         return Err(format!("PT_INTERP is {} bytes long; the kernel accepts 2 to {PATH_MAX} (PATH_MAX) and refuses the file (exec format error)", p.filesz));
     }
     let bytes = r.data.read_bytes_at(p.offset, p.filesz).map_err(|()| {
@@ -206,7 +225,7 @@ fn load_ok<'a, R: ReadRef<'a>>(r: &Reader<'a, R>, n: usize, p: &Phdr) -> Result<
         "PT_LOAD #{n} (offset {:#x}, address {:#x}, {} bytes in the file, {} in memory)",
         p.offset, p.vaddr, p.filesz, p.memsz
     );
-    if p.filesz > p.memsz {
+    if p.filesz > p.memsz && r.loader == Loader::Kernel {
         return Err(format!(
             "{what} has more bytes in the file than in memory: the kernel refuses it (EINVAL)"
         ));
@@ -270,15 +289,21 @@ mod tests {
 
     #[test]
     fn a_well_formed_program_loads() {
-        assert_eq!(judge(&build(&Spec::new(62))[..], LE64), Ok(()));
-        assert_eq!(judge(&build(&Spec::aarch64_dynamic())[..], LE64), Ok(()));
+        assert_eq!(
+            judge(&build(&Spec::new(62))[..], LE64, Loader::Kernel),
+            Ok(())
+        );
+        assert_eq!(
+            judge(&build(&Spec::aarch64_dynamic())[..], LE64, Loader::Emulator),
+            Ok(())
+        );
     }
 
     #[test]
     fn no_program_headers_is_refused() {
         let mut b = build(&Spec::new(62));
         b[56] = 0;
-        let e = judge(&b[..], LE64).unwrap_err();
+        let e = judge(&b[..], LE64, Loader::Kernel).unwrap_err();
         assert!(e.contains("e_phnum is 0"), "{e}");
     }
 
@@ -288,7 +313,7 @@ mod tests {
         let interp = b.windows(4).position(|w| w == b"/lib").unwrap();
         let nul = interp + b[interp..].iter().position(|c| *c == 0).unwrap();
         b[nul] = b'x';
-        assert!(judge(&b[..], LE64)
+        assert!(judge(&b[..], LE64, Loader::Kernel)
             .unwrap_err()
             .contains("not NUL-terminated"));
     }
@@ -296,16 +321,21 @@ mod tests {
     #[test]
     fn truncation_and_bad_loads_are_refused() {
         let b = build(&Spec::new(62));
-        assert!(judge(&b[..40], LE64).unwrap_err().contains("truncated"));
+        assert!(judge(&b[..40], LE64, Loader::Kernel)
+            .unwrap_err()
+            .contains("truncated"));
         let mut m = b.clone();
         // PT_LOAD #0's p_offset (phdr at 64, offset field at 72): misaligned by one byte.
         m[72] = 1;
-        assert!(judge(&m[..], LE64).unwrap_err().contains("modulo"));
-        let mut m = b.clone();
-        m[64 + 32..64 + 40].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(judge(&m[..], LE64)
+        assert!(judge(&m[..], LE64, Loader::Kernel)
             .unwrap_err()
-            .contains("more bytes in the file"));
+            .contains("modulo"));
+        let mut m = b.clone();
+        // One byte more in the file than in memory: the kernel refuses it, qemu maps it.
+        m[64 + 32..64 + 40].copy_from_slice(&(b.len() as u64 + 1).to_le_bytes());
+        let e = judge(&m[..], LE64, Loader::Kernel).unwrap_err();
+        assert!(e.contains("more bytes in the file"), "{e}");
+        assert_eq!(judge(&m[..], LE64, Loader::Emulator), Ok(()));
     }
 
     #[test]
