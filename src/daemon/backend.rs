@@ -79,7 +79,11 @@ pub trait Backend: Send + Sync + 'static {
     fn install(&self, req: &InstallRequest) -> Result<Vec<Item>, ServiceError>;
     fn change(&self, req: &EntriesRequest) -> Result<Vec<Item>, ServiceError>;
     /// Applies the desired state (config + recorded requests).
-    fn reconcile(&self) -> Result<Vec<Item>, ServiceError>;
+    /// Platforms in `skip` are not tried again (see `engine::reconcile`).
+    fn reconcile(
+        &self,
+        skip: &std::collections::BTreeSet<String>,
+    ) -> Result<crate::engine::Kept, ServiceError>;
     /// Diagnoses the already-open file `fd` (shown as `name`); returns the report as JSON.
     fn doctor(&self, fd: std::os::fd::OwnedFd, name: &str) -> Result<String, ServiceError>;
     /// The recorded requests, for answering a no-op Install without the lock.

@@ -126,8 +126,11 @@ impl Backend for OpsBackend {
         Ok(engine::change_entries(&self.ctx, req)?.items(req.op))
     }
 
-    fn reconcile(&self) -> Result<Vec<Item>, ServiceError> {
-        engine::reconcile(&self.ctx).map_err(|e| ServiceError::Failed(e.to_string()))
+    fn reconcile(
+        &self,
+        skip: &std::collections::BTreeSet<String>,
+    ) -> Result<engine::Kept, ServiceError> {
+        engine::reconcile(&self.ctx, skip).map_err(|e| ServiceError::Failed(e.to_string()))
     }
 
     fn recorded(&self) -> Option<Recorded> {

@@ -84,6 +84,8 @@ pub struct Service {
     doctor_timeout: Duration,
     stats: Mutex<Stats>,
     outputs: OnceLock<Outputs>,
+    /// Desired-state keys whose last attempt failed (not retried on a drift event alone).
+    failed: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Doctor calls that may run at once.
@@ -111,6 +113,7 @@ impl Service {
             doctor_slots: Arc::new(tokio::sync::Semaphore::new(DOCTOR_SLOTS)),
             doctor_timeout: timeout,
             stats: Mutex::new(Stats::default()),
+            failed: Mutex::default(),
             outputs: OnceLock::new(),
         }
     }
@@ -301,11 +304,29 @@ impl Service {
             .await?
     }
 
+    fn failed_keys(&self) -> std::collections::BTreeSet<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Applies the desired state through the engine: installs what is wanted and missing
     /// (verified, never forced), re-applies disabled marks. Logs each repair.
     pub async fn reconcile(&self, why: &str) -> Result<(Vec<Item>, Change), ServiceError> {
         let _guard = self.op.lock().await;
-        let items = self.blocking("reconcile", |b| b.reconcile()).await??;
+        // After a drift event, what failed last time is not retried: a failed attempt's own
+        // register-and-undo is such an event, and would start the next attempt forever.
+        // Start, SIGHUP, the safety timer and a Reconcile call retry everything.
+        let skip = match why {
+            "binfmt_misc changed" | "mount table changed" => self.failed_keys(),
+            _ => Default::default(),
+        };
+        let kept = self
+            .blocking("reconcile", move |b| b.reconcile(&skip))
+            .await??;
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = kept.failed;
+        let items = kept.items;
         for item in items.iter().filter(|i| i.outcome.is_write()) {
             tracing::info!(
                 platform = %item.platform,

@@ -63,8 +63,11 @@ impl Backend for Fake {
     fn change(&self, _req: &EntriesRequest) -> Result<Vec<Item>, ServiceError> {
         Ok(vec![])
     }
-    fn reconcile(&self) -> Result<Vec<Item>, ServiceError> {
-        Ok(vec![])
+    fn reconcile(
+        &self,
+        _skip: &std::collections::BTreeSet<String>,
+    ) -> Result<crate::engine::Kept, ServiceError> {
+        Ok(crate::engine::Kept::default())
     }
     fn doctor(&self, _fd: std::os::fd::OwnedFd, name: &str) -> Result<String, ServiceError> {
         let rx = self

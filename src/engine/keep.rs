@@ -7,6 +7,7 @@ use super::request::{select, EntriesRequest, InstallOptions, InstallRequest, Ori
 use crate::ops::{Context, OpsError};
 use crate::persist::desired::{effective, Config, Wanted};
 use crate::plan::EntryOp;
+use std::collections::BTreeSet;
 
 /// Why the desired state cannot be kept at all.
 #[derive(Debug, thiserror::Error)]
@@ -17,21 +18,41 @@ pub enum KeepError {
     Ops(#[from] OpsError),
 }
 
+/// What one round of keeping did.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    pub items: Vec<Item>,
+    /// Desired-state keys that could not be kept (their attempt failed, or was skipped).
+    pub failed: BTreeSet<String>,
+}
+
 /// Brings every wanted platform to its desired state, through the same transaction as a
 /// request (verified, never forced), under one hold of the state lock. A platform that
-/// cannot be kept is reported failed; the others go on.
-pub fn reconcile(ctx: &Context) -> Result<Vec<Item>, KeepError> {
+/// cannot be kept is reported failed; the others go on. Platforms in `skip` (they failed
+/// last time, and nothing but the kernel's entries changed since) are not tried again: a
+/// failed attempt registers and removes an entry, and those writes alone must not start
+/// the next attempt.
+pub fn reconcile(ctx: &Context, skip: &BTreeSet<String>) -> Result<Kept, KeepError> {
     let config = Config::load(&ctx.paths.config_dir)?;
     let _lock = ctx.state.lock().map_err(OpsError::from)?;
     let record = ctx.state.load_desired()?;
     let canon = |w: &str| ctx.catalog.canonical(w);
-    let mut items = Vec::new();
+    let mut kept = Kept::default();
     for wanted in effective(&config, &record, &canon) {
+        if skip.contains(&wanted.platform) {
+            kept.failed.insert(wanted.platform.clone());
+            continue;
+        }
         match keep_one(ctx, &wanted) {
-            Ok(mut done) => items.append(&mut done),
+            Ok(done) => {
+                if done.iter().any(|i| i.outcome == Outcome::Failed) {
+                    kept.failed.insert(wanted.platform.clone());
+                }
+                kept.items.extend(done);
+            }
             Err(message) => {
-                tracing::warn!(platform = %wanted.platform, "cannot keep desired platform: {message}");
-                items.push(Item {
+                kept.failed.insert(wanted.platform.clone());
+                kept.items.push(Item {
                     platform: wanted.platform.clone(),
                     handler: wanted.target.clone(),
                     outcome: Outcome::Failed,
@@ -40,7 +61,7 @@ pub fn reconcile(ctx: &Context) -> Result<Vec<Item>, KeepError> {
             }
         }
     }
-    Ok(items)
+    Ok(kept)
 }
 
 /// One wanted platform, with as few writes as possible. A platform kept disabled is only

@@ -13,7 +13,7 @@ mod verify;
 
 pub use entries::{change_entries, EntriesReport, EntryResult};
 pub use install::{install, HandlerResult, InstallReport};
-pub use keep::{reconcile, KeepError};
+pub use keep::{reconcile, KeepError, Kept};
 pub use outcome::{Item, Outcome, Status};
 pub use request::{EntriesRequest, InstallOptions, InstallRequest, Origin};
 
