@@ -529,7 +529,8 @@ fn bus_cases() -> Vec<Case> {
 }
 
 /// The instance's entries, and every file of the state and binfmt.d directories except the
-/// daemon's own record (`daemon-status.json`, rewritten after every check by design).
+/// daemon's own record (`daemon-status.json`, rewritten after every check by design, also
+/// while its temporary file exists).
 fn snapshot(d: &Daemon) -> String {
     let mut s = d.kernel_state();
     for dir in ["state", "binfmt.d"] {
@@ -540,6 +541,10 @@ fn snapshot(d: &Daemon) -> String {
                 continue;
             }
             let body = std::fs::read(&f).unwrap_or_default();
+            // The same record caught mid-write (its atomic writer's temporary file).
+            if String::from_utf8_lossy(&body).contains("binfmtd.daemon-status/v1") {
+                continue;
+            }
             s.push_str(&format!(
                 "== {}\n{}\n",
                 f.display(),
