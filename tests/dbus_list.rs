@@ -71,7 +71,7 @@ fn list_emulated_shows_each_caller_what_it_may_read() {
         "'{}' pipe </dev/null >/dev/null 2>&1 & echo $!",
         bin.display()
     ));
-    let pid = text(&started).trim().to_string();
+    let pid = String::from_utf8_lossy(&started.stdout).trim().to_string();
     let shown = bin.display().to_string();
     // The daemon keeps only CAP_SYS_ADMIN and CAP_SYS_CHROOT, so the kernel lets it read
     // only processes no more privileged than itself: a root process with every capability
