@@ -8,16 +8,6 @@ use support::*;
 
 const M: [&str; 3] = ["org.binfmtd1", "/org/binfmtd1", "org.binfmtd1.Manager"];
 
-fn install(bus: &Bus, daemon: &Daemon, platforms: &[&str]) -> String {
-    let n = platforms.len().to_string();
-    let mut args = vec!["call", M[0], M[1], M[2], "Install", "asa{sv}b", &n];
-    args.extend_from_slice(platforms);
-    args.extend(["0", "false"]);
-    let out = bus.busctl(None, &args);
-    assert!(out.status.success(), "{}\n{}", text(&out), daemon.log());
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn has(daemon: &Daemon, name: &str) -> bool {
     daemon
         .sh(&format!("test -e /proc/sys/fs/binfmt_misc/{name}"))

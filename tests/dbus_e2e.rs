@@ -28,22 +28,7 @@ fn root_installs_and_unprivileged_is_denied_but_may_read() {
         let mut signals = proxy.receive_handlers_updated().await.unwrap();
         let mut changes = proxy.receive_handlers_changed().await;
         // Root installs over D-Bus with busctl.
-        let out = bus.busctl(
-            None,
-            &[
-                "call",
-                MANAGER[0],
-                MANAGER[1],
-                MANAGER[2],
-                "Install",
-                "asa{sv}b",
-                "1",
-                "linux/arm64",
-                "0",
-                "false",
-            ],
-        );
-        assert!(out.status.success(), "{}\n{}", text(&out), daemon.log());
+        install(&bus, &daemon, &["linux/arm64"]);
         let state = daemon.kernel_state();
         assert!(state.contains("== qemu-aarch64"), "{state}");
         let signal = tokio::time::timeout(Duration::from_secs(5), signals.next())

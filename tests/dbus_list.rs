@@ -49,22 +49,7 @@ fn list_emulated_shows_each_caller_what_it_may_read() {
     let bus = Bus::start("");
     let root = bus.dir.path().join("d");
     let daemon = Daemon::start(&bus, &root);
-    let out = bus.busctl(
-        None,
-        &[
-            "call",
-            M[0],
-            M[1],
-            M[2],
-            "Install",
-            "asa{sv}b",
-            "1",
-            "linux/arm64",
-            "0",
-            "false",
-        ],
-    );
-    assert!(out.status.success(), "{}\n{}", text(&out), daemon.log());
+    install(&bus, &daemon, &["linux/arm64"]);
     let bin = root.join("hang-aarch64");
     std::fs::copy(common::cross_bins().join("hang-aarch64"), &bin).unwrap();
     let started = daemon.sh(&format!(

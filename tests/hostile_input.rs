@@ -14,8 +14,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use support::*;
 
-const MANAGER: [&str; 3] = ["org.binfmtd1", "/org/binfmtd1", "org.binfmtd1.Manager"];
-
 /// How a case reaches binfmtd.
 enum Via {
     /// `binfmtd ARGS` (direct, in the private instance); stdout closed when `closed`.
@@ -662,22 +660,7 @@ fn hostile_input_is_refused_cleanly_and_changes_nothing() {
     let o =
         d.sh("echo ':other-tool:E::hostile-ext::/bin/true:' > /proc/sys/fs/binfmt_misc/register");
     assert!(o.status.success(), "{}", text(&o));
-    let o = b.busctl(
-        None,
-        &[
-            "call",
-            MANAGER[0],
-            MANAGER[1],
-            MANAGER[2],
-            "Install",
-            "asa{sv}b",
-            "1",
-            "linux/arm64",
-            "0",
-            "false",
-        ],
-    );
-    assert!(o.status.success(), "{}\n{}", text(&o), d.log());
+    install(&b, &d, &["linux/arm64"]);
     let cases: Vec<Case> = [cli_cases(), file_cases(), bus_cases()]
         .into_iter()
         .flatten()

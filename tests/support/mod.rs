@@ -12,6 +12,25 @@ use std::time::{Duration, Instant};
 
 pub const NOBODY: u32 = 65534;
 
+/// Installs platforms as root over the bus (busctl), asserting success; returns busctl's output.
+pub fn install(bus: &Bus, daemon: &Daemon, platforms: &[&str]) -> String {
+    let n = platforms.len().to_string();
+    let mut args = vec![
+        "call",
+        "org.binfmtd1",
+        "/org/binfmtd1",
+        "org.binfmtd1.Manager",
+        "Install",
+        "asa{sv}b",
+        &n,
+    ];
+    args.extend_from_slice(platforms);
+    args.extend(["0", "false"]);
+    let out = bus.busctl(None, &args);
+    assert!(out.status.success(), "{}\n{}", text(&out), daemon.log());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
