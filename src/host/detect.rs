@@ -18,7 +18,8 @@ pub struct IsaNames {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NativeMethod {
-    /// Each ISA's probe was executed in an empty private binfmt_misc instance.
+    /// Each ISA's probe was executed where no binfmt_misc entry could take it: in an empty
+    /// private instance, or directly when no entry of the current instance takes any probe.
     Probe,
     /// No private instance: ISAs that no entry takes were probed directly (exact); the rest
     /// were guessed from QEMU's family table.

@@ -171,16 +171,32 @@ pub struct ProbeFacts {
     pub probe_error: Option<String>,
 }
 
-/// The probe facts. Cached results win; else
-/// probes run in a private instance; failing that, only the arches no entry of `snapshot`
-/// would take are run directly.
+/// The probe facts. Cached results win. When no enabled entry of a mounted instance takes
+/// any probe (a fresh or disabled instance, the cold start), the probes run directly: only
+/// the CPU can run them there, so the answer is exact without a namespace, provided the
+/// instance still takes none of them afterwards (`recheck`, the race with a registration).
+/// Else probes run in a private instance; failing that, only the arches no entry would take
+/// are run directly.
 pub fn probe_facts(
     snapshot: &Result<Snapshot, KernelError>,
     probe_arches: &[String],
     cached_native: Option<Vec<(String, bool)>>,
     prober: &dyn NativeProber,
+    recheck: &dyn Fn() -> Option<Snapshot>,
 ) -> ProbeFacts {
-    let (native_probes, probe_error) = match cached_native {
+    let exact_direct = || {
+        let s = snapshot.as_ref().ok().filter(|s| s.mounted)?;
+        let unhandled = crate::probe::native::unhandled_arches(probe_arches, Some(s));
+        let with_probe = crate::probe::native::unhandled_arches(probe_arches, None);
+        if unhandled != with_probe {
+            return None;
+        }
+        let results = prober.direct(&unhandled);
+        let after = recheck().filter(|s| s.mounted)?;
+        (crate::probe::native::unhandled_arches(probe_arches, Some(&after)) == with_probe)
+            .then_some(results)
+    };
+    let (native_probes, probe_error) = match cached_native.or_else(exact_direct) {
         Some(r) => (Some(r), None),
         None => match prober.private_instance(probe_arches) {
             Ok(r) => (Some(r), None),
@@ -235,7 +251,8 @@ pub fn gather_with(
     let nested_userns = read("/proc/self/uid_map")
         .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
         .unwrap_or(false);
-    let probes = probe_facts(&snapshot, probe_arches, cached_native, prober);
+    let recheck = || kernel.snapshot().ok();
+    let probes = probe_facts(&snapshot, probe_arches, cached_native, prober, &recheck);
     HostFacts {
         machine: field(|u| u.machine()),
         kernel_release: field(|u| u.release()),
@@ -345,76 +362,143 @@ mod tests {
     }
 
     type Results = Vec<(String, bool)>;
-    /// (case, instance, cached, private result, private runs, arches run directly)
+    /// (case, instance, instance after the direct probes, cached, private result, private
+    /// runs, arches run directly, native answer)
     type Case = (
         &'static str,
-        MemoryBinfmt,
+        Snapshot,
+        Snapshot,
         Option<Results>,
         Result<Results, String>,
         usize,
         &'static [&'static str],
+        Option<&'static [&'static str]>,
     );
+
+    fn snap(k: MemoryBinfmt) -> Snapshot {
+        k.snapshot().expect("in-memory snapshot")
+    }
+
+    fn unmounted() -> Snapshot {
+        Snapshot {
+            mounted: false,
+            ..snap(MemoryBinfmt::new(vec![]))
+        }
+    }
 
     #[test]
     fn probe_decisions_per_instance() {
         let no_ns = || Err("user namespaces disabled".to_string());
+        let ns = || {
+            Ok(vec![
+                ("x86_64".to_string(), true),
+                ("arm".to_string(), true),
+            ])
+        };
+        let empty = || snap(MemoryBinfmt::new(vec![]));
         const ALL: &[&str] = &["aarch64", "arm", "riscv64", "x86_64"];
-        let cached = Some(vec![("aarch64".to_string(), false)]);
+        const CPU: Option<&[&str]> = Some(&["x86_64"]);
+        const NS: Option<&[&str]> = Some(&["x86_64", "arm"]);
+        let cached = Some(vec![("aarch64".to_string(), true)]);
         let table: Vec<Case> = vec![
-            ("cached", with_aarch64(), cached.clone(), no_ns(), 0, &[]),
             (
-                "private instance",
-                with_aarch64(),
-                None,
-                Ok(vec![("x86_64".into(), true)]),
-                1,
+                "cached",
+                snap(with_aarch64()),
+                snap(with_aarch64()),
+                cached,
+                no_ns(),
+                0,
                 &[],
+                Some(&["aarch64"]),
             ),
             (
-                "entry takes aarch64",
-                with_aarch64(),
+                "entry takes aarch64: private instance",
+                snap(with_aarch64()),
+                snap(with_aarch64()),
+                None,
+                ns(),
+                1,
+                &[],
+                NS,
+            ),
+            (
+                "entry takes aarch64, no namespaces",
+                snap(with_aarch64()),
+                snap(with_aarch64()),
                 None,
                 no_ns(),
                 1,
                 &["arm", "riscv64", "x86_64"],
-            ),
-            ("entry disabled", disabled_entry(), None, no_ns(), 1, ALL),
-            (
-                "instance disabled",
-                disabled_instance(),
                 None,
-                no_ns(),
-                1,
-                ALL,
             ),
             (
-                "empty instance",
-                MemoryBinfmt::new(vec![]),
+                "empty instance: direct is exact",
+                empty(),
+                empty(),
+                None,
+                ns(),
+                0,
+                ALL,
+                CPU,
+            ),
+            (
+                "entry disabled: direct is exact",
+                snap(disabled_entry()),
+                snap(disabled_entry()),
                 None,
                 no_ns(),
+                0,
+                ALL,
+                CPU,
+            ),
+            (
+                "instance disabled: direct is exact",
+                snap(disabled_instance()),
+                snap(disabled_instance()),
+                None,
+                no_ns(),
+                0,
+                ALL,
+                CPU,
+            ),
+            (
+                "registered meanwhile: private instance",
+                empty(),
+                snap(with_aarch64()),
+                None,
+                ns(),
                 1,
                 ALL,
+                NS,
+            ),
+            (
+                "unmounted: an ancestor's entries may apply",
+                unmounted(),
+                unmounted(),
+                None,
+                ns(),
+                1,
+                &[],
+                NS,
             ),
         ];
-        for (case, kernel, cached, private, private_runs, direct) in table {
+        for (case, kernel, after, cached, private, private_runs, direct, native) in table {
             let prober = FakeProber::new(private.clone());
-            let got = probe_facts(&kernel.snapshot(), &arches(), cached.clone(), &prober);
+            let recheck = || Some(after.clone());
+            let got = probe_facts(&Ok(kernel), &arches(), cached, &prober, &recheck);
             assert_eq!(*prober.private_calls.borrow(), private_runs, "{case}");
             assert_eq!(*prober.direct_asked.borrow(), direct, "{case}");
-            match (&cached, &private) {
-                (Some(c), _) => assert_eq!(got.native_probes.as_ref(), Some(c), "{case}"),
-                (None, Ok(r)) => assert_eq!(got.native_probes.as_ref(), Some(r), "{case}"),
-                (None, Err(e)) => {
-                    assert_eq!(got.native_probes, None, "{case}");
-                    assert_eq!(got.probe_error.as_ref(), Some(e), "{case}");
-                    let ran: Vec<&str> = got
-                        .host_probes
-                        .iter()
-                        .filter(|(_, r)| *r)
-                        .map(|(a, _)| a.as_str())
-                        .collect();
-                    assert_eq!(ran, ["x86_64"], "{case}");
-                }
+            let ran = |r: &Results| -> Vec<String> {
+                r.iter()
+                    .filter(|(_, ran)| *ran)
+                    .map(|(a, _)| a.clone())
+                    .collect()
+            };
+            let want = native.map(|n| n.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+            assert_eq!(got.native_probes.as_ref().map(ran), want, "{case}");
+            if native.is_none() {
+                assert_eq!(got.probe_error, private.err(), "{case}");
+                assert_eq!(ran(&got.host_probes), ["x86_64"], "{case}");
             }
         }
     }
@@ -425,11 +509,11 @@ mod tests {
         let facts = gather_with(&disabled_instance(), &arches(), None, &prober);
         assert!(facts.binfmt_mounted);
         assert_eq!(facts.binfmt_enabled, Some(false));
-        assert_eq!(
-            facts.probe_error.as_deref(),
-            Some("no namespaces in this test")
-        );
-        assert_eq!(facts.host_probes.len(), 4);
+        // A disabled instance takes no probe: the direct answers are exact, no namespace
+        // is asked for.
+        assert_eq!(facts.probe_error, None);
+        assert_eq!(facts.native_probes.as_ref().map(Vec::len), Some(4));
+        assert!(facts.host_probes.is_empty());
         let report = crate::host::detect(
             &facts,
             &crate::catalog::Catalog::embedded().expect("catalog"),

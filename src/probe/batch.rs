@@ -25,10 +25,10 @@ pub enum Setup {
 
 /// One record from the helper: (probe index, what happened, value). Small enough for an
 /// atomic pipe write.
-const RECORD: usize = 12;
-const KIND_EXITED: u32 = 1;
-const KIND_SPAWN_FAILED: u32 = 2;
-const KIND_SETUP_FAILED: u32 = 3;
+pub(super) const RECORD: usize = 12;
+pub(super) const KIND_EXITED: u32 = 1;
+pub(super) const KIND_SPAWN_FAILED: u32 = 2;
+pub(super) const KIND_SETUP_FAILED: u32 = 3;
 
 /// Runs the probe of every arch once, all under one set-up; results in input order.
 pub fn run(
@@ -97,7 +97,7 @@ fn in_parallel(
     })
 }
 
-fn fill(outcomes: &mut [Option<ProbeOutcome>], todo: &[usize], o: ProbeOutcome) {
+pub(super) fn fill(outcomes: &mut [Option<ProbeOutcome>], todo: &[usize], o: ProbeOutcome) {
     for i in todo {
         if outcomes[*i].is_none() {
             outcomes[*i] = Some(o.clone());
@@ -105,7 +105,7 @@ fn fill(outcomes: &mut [Option<ProbeOutcome>], todo: &[usize], o: ProbeOutcome) 
     }
 }
 
-fn exec_failed(e: &std::io::Error) -> ProbeOutcome {
+pub(super) fn exec_failed(e: &std::io::Error) -> ProbeOutcome {
     ProbeOutcome::ExecFailed {
         errno: e.raw_os_error().unwrap_or(0),
         error: e.to_string(),
@@ -195,7 +195,7 @@ impl Plan {
             self.helper(write.as_raw_fd(), &mut pids);
         }
         drop(write);
-        self.collect(read, helper, timeout, outcomes);
+        collect(read, helper, timeout, &self.todo, outcomes);
     }
 
     /// In the helper: set up once, start every probe, report each as it ends.
@@ -258,65 +258,65 @@ impl Plan {
             },
         }
     }
+}
 
-    /// In the parent: reads records until the helper is done or the deadline passes (then
-    /// the helper's process group — the helper and every probe — is killed).
-    fn collect(
-        &self,
-        read: OwnedFd,
-        helper: libc::pid_t,
-        timeout: Duration,
-        outcomes: &mut [Option<ProbeOutcome>],
-    ) {
-        let deadline = Instant::now() + timeout;
-        let mut file = std::fs::File::from(read);
-        let mut buf = [0u8; RECORD];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !readable(&file, left) {
-                // SAFETY: signals the helper's own process group, then reaps the helper.
-                unsafe {
-                    libc::kill(-helper, libc::SIGKILL);
-                }
-                fill(
-                    outcomes,
-                    &self.todo,
-                    ProbeOutcome::Timeout {
-                        seconds: timeout.as_secs(),
-                    },
-                );
-                break;
+/// In the parent: reads records until the helper is done or the deadline passes (then
+/// the helper's process group — the helper and every probe — is killed).
+pub(super) fn collect(
+    read: OwnedFd,
+    helper: libc::pid_t,
+    timeout: Duration,
+    todo: &[usize],
+    outcomes: &mut [Option<ProbeOutcome>],
+) {
+    let deadline = Instant::now() + timeout;
+    let mut file = std::fs::File::from(read);
+    let mut buf = [0u8; RECORD];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !readable(&file, left) {
+            // SAFETY: signals the helper's own process group, then reaps the helper.
+            unsafe {
+                libc::kill(-helper, libc::SIGKILL);
             }
-            match file.read_exact(&mut buf) {
-                Ok(()) => self.record(&buf, outcomes),
-                Err(_) => break,
-            }
+            fill(
+                outcomes,
+                todo,
+                ProbeOutcome::Timeout {
+                    seconds: timeout.as_secs(),
+                },
+            );
+            break;
         }
-        let mut status = 0;
-        // SAFETY: reaps our own child.
-        unsafe {
-            libc::waitpid(helper, &mut status, 0);
+        match file.read_exact(&mut buf) {
+            Ok(()) => record(&buf, todo, outcomes),
+            Err(_) => break,
         }
-        let lost = ProbeOutcome::ExecFailed {
-            errno: libc::ECHILD,
-            error: "the probe helper ended without reporting this probe".into(),
-        };
-        fill(outcomes, &self.todo, lost);
     }
+    let mut status = 0;
+    // SAFETY: reaps our own child.
+    unsafe {
+        libc::waitpid(helper, &mut status, 0);
+    }
+    let lost = ProbeOutcome::ExecFailed {
+        errno: libc::ECHILD,
+        error: "the probe helper ended without reporting this probe".into(),
+    };
+    fill(outcomes, todo, lost);
+}
 
-    fn record(&self, buf: &[u8; RECORD], outcomes: &mut [Option<ProbeOutcome>]) {
-        let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-        let (k, kind, value) = (word(0) as usize, word(4), word(8) as i32);
-        let outcome = match kind {
-            KIND_EXITED => classify(value),
-            _ => exec_failed(&std::io::Error::from_raw_os_error(value)),
-        };
-        if kind == KIND_SETUP_FAILED {
-            return fill(outcomes, &self.todo, outcome);
-        }
-        if let Some(i) = self.todo.get(k) {
-            outcomes[*i] = Some(outcome);
-        }
+fn record(buf: &[u8; RECORD], todo: &[usize], outcomes: &mut [Option<ProbeOutcome>]) {
+    let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    let (k, kind, value) = (word(0) as usize, word(4), word(8) as i32);
+    let outcome = match kind {
+        KIND_EXITED => classify(value),
+        _ => exec_failed(&std::io::Error::from_raw_os_error(value)),
+    };
+    if kind == KIND_SETUP_FAILED {
+        return fill(outcomes, todo, outcome);
+    }
+    if let Some(i) = todo.get(k) {
+        outcomes[*i] = Some(outcome);
     }
 }
 
@@ -339,7 +339,7 @@ unsafe fn reap_one(out: libc::c_int, pids: &[libc::pid_t]) -> usize {
 }
 
 /// Writes one record (helper side; a single write of 12 bytes is atomic on a pipe).
-unsafe fn report(out: libc::c_int, k: usize, kind: u32, value: i32) {
+pub(super) unsafe fn report(out: libc::c_int, k: usize, kind: u32, value: i32) {
     let mut buf = [0u8; RECORD];
     buf[..4].copy_from_slice(&(k as u32).to_ne_bytes());
     buf[4..8].copy_from_slice(&kind.to_ne_bytes());
@@ -351,7 +351,7 @@ unsafe fn report(out: libc::c_int, k: usize, kind: u32, value: i32) {
 }
 
 /// Waits until the pipe has data (or was closed) for at most `left`.
-fn readable(file: &std::fs::File, left: Duration) -> bool {
+pub(super) fn readable(file: &std::fs::File, left: Duration) -> bool {
     let mut fds = [libc::pollfd {
         fd: file.as_raw_fd(),
         events: libc::POLLIN,
@@ -368,7 +368,7 @@ fn readable(file: &std::fs::File, left: Duration) -> bool {
 }
 
 /// What a wait status means.
-fn classify(status: libc::c_int) -> ProbeOutcome {
+pub(super) fn classify(status: libc::c_int) -> ProbeOutcome {
     if libc::WIFEXITED(status) {
         let code = libc::WEXITSTATUS(status);
         if code == i32::from(PROBE_EXIT_CODE) {

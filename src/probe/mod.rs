@@ -6,6 +6,7 @@ pub mod isa;
 pub mod isa_code;
 pub mod native;
 pub mod run;
+pub mod sweep;
 
 pub use isa::{exit_program, lookup, supported_arches, Isa};
 

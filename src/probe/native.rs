@@ -1,7 +1,7 @@
 //! Decides which ISAs the CPU runs natively by executing probes with no binfmt_misc handlers.
 
-use super::batch::{self, Setup};
 use super::run::ProbeOutcome;
+use super::sweep::{self, Place};
 use crate::kernel::{Binfmt, Snapshot};
 use std::time::Duration;
 
@@ -18,15 +18,7 @@ pub enum NativeProbeError {
 pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, NativeProbeError> {
     crate::sys::ns::check_private_instance()
         .map_err(|e| NativeProbeError::NoPrivateInstance(e.to_string()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix("binfmtd-native-")
-        .tempdir()?;
-    let outcomes = batch::run(
-        arches,
-        tmp.path(),
-        Setup::EmptyInstance,
-        Duration::from_secs(5),
-    );
+    let outcomes = sweep::run(arches, Place::EmptyInstance, Duration::from_secs(5));
     // ENOEXEC is the answer "the CPU cannot run this"; any other exec failure means the
     // private instance itself could not be set up, and then no answer is an answer.
     if let Some((_, o)) = outcomes.iter().find(|(_, o)| setup_failed(o)) {
@@ -61,10 +53,7 @@ pub fn unhandled_arches(arches: &[String], snapshot: Option<&Snapshot>) -> Vec<S
 /// Runs these probes directly in the current instance: (arch, ran). Probes that could not
 /// be executed at all are left out.
 pub fn run_direct_probes(arches: &[String]) -> Vec<(String, bool)> {
-    let Ok(tmp) = tempfile::Builder::new().prefix("binfmtd-native-").tempdir() else {
-        return Vec::new();
-    };
-    batch::run(arches, tmp.path(), Setup::Direct, Duration::from_secs(5))
+    sweep::run(arches, Place::Direct, Duration::from_secs(5))
         .into_iter()
         .filter(|(_, o)| !setup_failed(o))
         .map(|(a, o)| (a, o.passed()))
