@@ -1,6 +1,7 @@
 //! The install transaction: plan, record intent, apply, verify, persist; undone on failure.
 
 use super::outcome::{describe_install, Item, Outcome, Status};
+use super::recording::Recording;
 use super::request::{InstallRequest, Origin};
 use super::{desired, steps};
 use crate::catalog::{discover, Selection};
@@ -111,10 +112,26 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
     Ok(report)
 }
 
-/// [`install`] for a caller that holds the state lock already (or plans only).
+/// [`install`] for a caller that holds the state lock already (or plans only). The intent
+/// is written while the host is probed; a failed change puts the previous record back.
 pub(super) fn install_locked(
     ctx: &Context,
     req: &InstallRequest,
+) -> Result<InstallReport, OpsError> {
+    std::thread::scope(|scope| {
+        let mut recording = Recording::start(scope, ctx, req)?;
+        let report = install_recorded(ctx, req, &mut recording);
+        if report.is_err() {
+            recording.revert(&ctx.state);
+        }
+        report
+    })
+}
+
+pub(super) fn install_recorded(
+    ctx: &Context,
+    req: &InstallRequest,
+    recording: &mut Recording<'_>,
 ) -> Result<InstallReport, OpsError> {
     let mut cache = ctx.cache();
     let (host, interpreters) = host_and_interpreters(ctx, req, &mut cache);
@@ -154,7 +171,7 @@ pub(super) fn install_locked(
         probe_seconds: None,
     };
     if !req.dry_run {
-        txn.run()?;
+        txn.run(recording)?;
     }
     let ok = txn.results.iter().all(|r| r.result != Status::Failed);
     Ok(InstallReport {
@@ -258,16 +275,9 @@ pub fn block_unreadable(
 }
 
 impl Txn<'_> {
-    /// Record intent → apply → verify → persist → settle, in that order.
-    fn run(&mut self) -> Result<(), OpsError> {
-        let record_before = self.ctx.state.load_desired()?;
-        if self.req.origin == Origin::Request {
-            let mut record = record_before.clone();
-            desired::record_install(&mut record, &self.ctx.catalog, self.req);
-            if record != record_before {
-                self.ctx.state.save_desired(&record)?;
-            }
-        }
+    /// Record intent → apply → verify → persist → settle, in that order. The admin's intent
+    /// (`recording`) is being written meanwhile; nothing commits before it is on disk.
+    fn run(&mut self, recording: &mut Recording<'_>) -> Result<(), OpsError> {
         let loaded = self.state.clone();
         for r in self.results.iter().filter(|r| r.result == Status::Ok) {
             steps::intent(&mut self.state, &r.plan, &self.snap);
@@ -281,6 +291,11 @@ impl Txn<'_> {
         // what to undo, and undoing is idempotent.
         self.apply_all();
         self.verify()?;
+        if let Err(e) = recording.wait() {
+            self.undo_all(&e);
+            self.ctx.state.save(&self.state)?;
+            return Err(e);
+        }
         self.persist();
         self.settle_foreign();
         self.finish();
@@ -294,7 +309,7 @@ impl Txn<'_> {
             let before = record.clone();
             desired::settle_install(
                 &mut record,
-                &record_before,
+                &recording.before,
                 &self.ctx.catalog,
                 self.req,
                 &self.results,
@@ -315,6 +330,15 @@ impl Txn<'_> {
             }
             if let Err(e) = steps::apply(kernel, &self.results[i].plan, &self.snap) {
                 self.fail_undone(i, e, false);
+            }
+        }
+    }
+
+    /// Fails every handler still ok and undoes what it did: the change cannot commit.
+    fn undo_all(&mut self, e: &OpsError) {
+        for i in 0..self.results.len() {
+            if self.results[i].result == Status::Ok {
+                self.undo(i, format!("not kept: {e}"));
             }
         }
     }

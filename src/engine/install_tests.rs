@@ -371,3 +371,47 @@ fn an_entry_changing_underneath_fails_cleanly() {
     assert!(err.contains("cannot remove entry qemu-aarch64"), "{err}");
     assert!(names(&w).is_empty());
 }
+
+#[test]
+fn intent_that_cannot_be_read_refuses_the_change_untouched() {
+    // desired.toml is a directory: the intent cannot even be read, nothing is touched.
+    let mut w = world(vec![foreign()], false, None);
+    let state = w.ctx.paths.state_dir.clone();
+    std::fs::create_dir_all(state.join("desired.toml/blocked")).unwrap();
+    w.ctx.state = StateStore::Dir(state.clone());
+    let before = names(&w);
+    let err = install(&w.ctx, &aarch64(true)).expect_err("the intent cannot be read");
+    assert!(matches!(err, crate::ops::OpsError::Desired(_)), "{err}");
+    assert!(err.to_string().contains("desired.toml"), "{err}");
+    assert_eq!(names(&w), before);
+    assert!(state.join("desired.toml/blocked").exists());
+}
+
+#[test]
+fn intent_that_fails_to_reach_the_disk_undoes_the_whole_change() {
+    // The intent is written while the change proceeds; when that write fails, what the
+    // kernel already accepted is undone (the other tool's entry comes back) and the
+    // journal is left clean.
+    let w = world(vec![foreign()], false, None);
+    let before = names(&w);
+    let err = std::thread::scope(|scope| {
+        let error = crate::persist::desired::DesiredError::Write {
+            path: "desired.toml".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let mut recording = super::recording::Recording::failing(scope, error);
+        super::install::install_recorded(&w.ctx, &aarch64(true), &mut recording)
+            .expect_err("the intent did not reach the disk")
+    });
+    assert!(err.to_string().contains("desired.toml"), "{err}");
+    assert_eq!(
+        names(&w),
+        before,
+        "the other tool's entry is back, nothing added"
+    );
+    let left = w.ctx.state.load().state;
+    assert!(
+        left.entries.is_empty() && left.pending.is_empty(),
+        "{left:?}"
+    );
+}

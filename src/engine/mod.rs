@@ -7,6 +7,7 @@ pub mod entries;
 pub mod install;
 pub mod keep;
 pub mod outcome;
+mod recording;
 pub mod request;
 pub mod steps;
 mod verify;

@@ -2,13 +2,15 @@
 //! instance or the chroot once, then starts every probe with `posix_spawn` (a plain
 //! execve: no shell fallback on ENOEXEC), so each probe costs one exec and nothing more.
 
+use super::channel::{
+    collect, exec_failed, fill, report, KIND_EXITED, KIND_SETUP_FAILED, KIND_SPAWN_FAILED,
+};
 use super::run::{ProbeOutcome, PROBE_EXIT_CODE};
 use std::ffi::CString;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the probes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,46 +25,76 @@ pub enum Setup {
     Chroot,
 }
 
-/// One record from the helper: (probe index, what happened, value). Small enough for an
-/// atomic pipe write.
-pub(super) const RECORD: usize = 12;
-pub(super) const KIND_EXITED: u32 = 1;
-pub(super) const KIND_SPAWN_FAILED: u32 = 2;
-pub(super) const KIND_SETUP_FAILED: u32 = 3;
-
 /// Runs the probe of every arch once, all under one set-up; results in input order.
+///
+/// Chrooted probes are written by the helpers themselves into a tmpfs of their own mount
+/// namespace (gone with them: nothing to remove) where binfmtd may mount; else, or if that
+/// set-up is refused, they are written as files under `parent` first.
 pub fn run(
     arches: &[String],
     parent: &Path,
     setup: Setup,
     timeout: Duration,
 ) -> Vec<(String, ProbeOutcome)> {
+    if setup == Setup::Chroot && crate::privilege::has(caps::Capability::CAP_SYS_ADMIN) {
+        if let Some(done) = run_staged(arches, parent, setup, Staging::PrivateTmpfs, timeout) {
+            return done;
+        }
+    }
+    run_staged(arches, parent, setup, Staging::Files, timeout).unwrap_or_default()
+}
+
+/// Where the probe programs are put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Staging {
+    /// Files in a temporary directory under the parent, written before the helpers start.
+    Files,
+    /// Each helper mounts a tmpfs over the (empty) directory in a mount namespace of its
+    /// own and writes its probes there.
+    PrivateTmpfs,
+}
+
+/// [`run`] with one way of staging; `None` when a helper could not set that way up (only
+/// asked of [`Staging::PrivateTmpfs`], which then falls back to files).
+fn run_staged(
+    arches: &[String],
+    parent: &Path,
+    setup: Setup,
+    staging: Staging,
+    timeout: Duration,
+) -> Option<Vec<(String, ProbeOutcome)>> {
     let mut outcomes: Vec<Option<ProbeOutcome>> = vec![None; arches.len()];
-    let dir = match stage(arches, parent, &mut outcomes) {
+    let dir = match stage(arches, parent, staging, &mut outcomes) {
         Ok(dir) => dir,
         Err(e) => {
             let failed = ProbeOutcome::ExecFailed {
                 errno: e.raw_os_error().unwrap_or(0),
                 error: format!("cannot write the probes under {}: {e}", parent.display()),
             };
-            return arches.iter().map(|a| (a.clone(), failed.clone())).collect();
+            return Some(arches.iter().map(|a| (a.clone(), failed.clone())).collect());
         }
     };
     let todo: Vec<usize> = (0..arches.len())
         .filter(|i| outcomes[*i].is_none())
         .collect();
-    for part in in_parallel(arches, &todo, dir.path(), setup, timeout) {
+    let (parts, setup_failed) = in_parallel(arches, &todo, dir.path(), setup, staging, timeout);
+    if setup_failed && staging == Staging::PrivateTmpfs {
+        return None;
+    }
+    for part in parts {
         for (i, o) in part.into_iter().enumerate() {
             if o.is_some() {
                 outcomes[i] = o;
             }
         }
     }
-    arches
-        .iter()
-        .zip(outcomes)
-        .map(|(a, o)| (a.clone(), o.unwrap_or(ProbeOutcome::NoProbe)))
-        .collect()
+    Some(
+        arches
+            .iter()
+            .zip(outcomes)
+            .map(|(a, o)| (a.clone(), o.unwrap_or(ProbeOutcome::NoProbe)))
+            .collect(),
+    )
 }
 
 /// One helper per core, each with its share of the probes: within a helper, each probe's
@@ -72,8 +104,9 @@ fn in_parallel(
     todo: &[usize],
     dir: &Path,
     setup: Setup,
+    staging: Staging,
     timeout: Duration,
-) -> Vec<Vec<Option<ProbeOutcome>>> {
+) -> (Vec<Vec<Option<ProbeOutcome>>>, bool) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let helpers = cores.min(todo.len());
     let groups: Vec<Vec<usize>> = (0..helpers)
@@ -85,39 +118,37 @@ fn in_parallel(
             .map(|group| {
                 s.spawn(move || {
                     let mut out = vec![None; arches.len()];
-                    match Plan::new(arches, group, dir, setup) {
+                    let setup_failed = match Plan::new(arches, group, dir, setup, staging) {
                         Ok(plan) => plan.execute(timeout, &mut out),
-                        Err(e) => fill(&mut out, group, exec_failed(&e)),
-                    }
-                    out
+                        Err(e) => {
+                            fill(&mut out, group, exec_failed(&e));
+                            false
+                        }
+                    };
+                    (out, setup_failed)
                 })
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        let mut failed = false;
+        let parts = handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .map(|(out, setup_failed)| {
+                failed |= setup_failed;
+                out
+            })
+            .collect();
+        (parts, failed)
     })
 }
 
-pub(super) fn fill(outcomes: &mut [Option<ProbeOutcome>], todo: &[usize], o: ProbeOutcome) {
-    for i in todo {
-        if outcomes[*i].is_none() {
-            outcomes[*i] = Some(o.clone());
-        }
-    }
-}
-
-pub(super) fn exec_failed(e: &std::io::Error) -> ProbeOutcome {
-    ProbeOutcome::ExecFailed {
-        errno: e.raw_os_error().unwrap_or(0),
-        error: e.to_string(),
-    }
-}
-
-/// Writes every probe (`probe-ARCH`) into one fresh directory; arches without a probe get
-/// their outcome now. Every file is closed before any fork (an open one would fail its
-/// exec with ETXTBSY).
+/// Makes one fresh directory and, when staging files, writes every probe (`probe-ARCH`)
+/// into it; arches without a probe get their outcome now. Every file is closed before any
+/// fork (an open one would fail its exec with ETXTBSY).
 fn stage(
     arches: &[String],
     parent: &Path,
+    staging: Staging,
     outcomes: &mut [Option<ProbeOutcome>],
 ) -> std::io::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new()
@@ -129,6 +160,9 @@ fn stage(
             outcomes[i] = Some(ProbeOutcome::NoProbe);
             continue;
         };
+        if staging == Staging::PrivateTmpfs {
+            continue;
+        }
         let path = dir.path().join(file_name(arch));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -151,10 +185,18 @@ struct Plan {
     setup: Setup,
     dir: CString,
     instance: CString,
+    /// The programs the helper writes itself (private tmpfs staging), by `paths` index.
+    programs: Option<Vec<Vec<u8>>>,
 }
 
 impl Plan {
-    fn new(arches: &[String], todo: &[usize], dir: &Path, setup: Setup) -> std::io::Result<Plan> {
+    fn new(
+        arches: &[String],
+        todo: &[usize],
+        dir: &Path,
+        setup: Setup,
+        staging: Staging,
+    ) -> std::io::Result<Plan> {
         let c = |bytes: Vec<u8>| {
             CString::new(bytes).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
         };
@@ -168,34 +210,45 @@ impl Plan {
                 }
             })
             .collect::<std::io::Result<Vec<_>>>()?;
+        let programs = (staging == Staging::PrivateTmpfs).then(|| {
+            todo.iter()
+                .map(|i| super::exit_program(&arches[*i], PROBE_EXIT_CODE).unwrap_or_default())
+                .collect()
+        });
         Ok(Plan {
             todo: todo.to_vec(),
             paths,
             setup,
+            programs,
             dir: c(dir.as_os_str().as_encoded_bytes().to_vec())?,
             instance: c(crate::kernel::DEFAULT_PATH.as_bytes().to_vec())?,
         })
     }
 
-    /// Forks the helper, reads its records until all are in or the time is up.
-    fn execute(self, timeout: Duration, outcomes: &mut [Option<ProbeOutcome>]) {
+    /// Forks the helper, reads its records until all are in or the time is up; true when
+    /// the helper's set-up failed.
+    fn execute(self, timeout: Duration, outcomes: &mut [Option<ProbeOutcome>]) -> bool {
         let (read, write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(p) => p,
-            Err(e) => return fill(outcomes, &self.todo, exec_failed(&e.into())),
+            Err(e) => {
+                fill(outcomes, &self.todo, exec_failed(&e.into()));
+                return false;
+            }
         };
         let mut pids: Vec<libc::pid_t> = vec![0; self.paths.len()];
         // SAFETY: the child only makes system calls on data prepared above, then _exits.
         let helper = unsafe { libc::fork() };
         if helper < 0 {
             let e = std::io::Error::last_os_error();
-            return fill(outcomes, &self.todo, exec_failed(&e));
+            fill(outcomes, &self.todo, exec_failed(&e));
+            return false;
         }
         if helper == 0 {
             drop(read);
             self.helper(write.as_raw_fd(), &mut pids);
         }
         drop(write);
-        collect(read, helper, timeout, &self.todo, outcomes);
+        collect(read, helper, timeout, &self.todo, outcomes)
     }
 
     /// In the helper: set up once, start every probe, report each as it ends.
@@ -251,8 +304,14 @@ impl Plan {
             Setup::EmptyInstance => crate::sys::ns::enter_empty_instance_raw(&self.instance),
             // SAFETY: plain system calls on NUL-terminated strings that outlive them.
             Setup::Chroot => unsafe {
+                if self.programs.is_some() {
+                    private_tmpfs(&self.dir)?;
+                }
                 if libc::chroot(self.dir.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                for (path, bytes) in self.paths.iter().zip(self.programs.iter().flatten()) {
+                    write_program(path, bytes)?;
                 }
                 Ok(())
             },
@@ -260,64 +319,65 @@ impl Plan {
     }
 }
 
-/// In the parent: reads records until the helper is done or the deadline passes (then
-/// the helper's process group — the helper and every probe — is killed).
-pub(super) fn collect(
-    read: OwnedFd,
-    helper: libc::pid_t,
-    timeout: Duration,
-    todo: &[usize],
-    outcomes: &mut [Option<ProbeOutcome>],
-) {
-    let deadline = Instant::now() + timeout;
-    let mut file = std::fs::File::from(read);
-    let mut buf = [0u8; RECORD];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !readable(&file, left) {
-            // SAFETY: signals the helper's own process group, then reaps the helper.
-            unsafe {
-                libc::kill(-helper, libc::SIGKILL);
-            }
-            fill(
-                outcomes,
-                todo,
-                ProbeOutcome::Timeout {
-                    seconds: timeout.as_secs(),
-                },
-            );
-            break;
-        }
-        match file.read_exact(&mut buf) {
-            Ok(()) => record(&buf, todo, outcomes),
-            Err(_) => break,
-        }
-    }
-    let mut status = 0;
-    // SAFETY: reaps our own child.
+/// In a helper: a mount namespace of its own with a fresh tmpfs over `dir` (private, so
+/// nothing propagates back; it is gone when the helper ends).
+///
+/// # Safety
+/// Plain system calls; for the single-threaded helper after fork.
+unsafe fn private_tmpfs(dir: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: NUL-terminated arguments that outlive the calls.
     unsafe {
-        libc::waitpid(helper, &mut status, 0);
+        if libc::unshare(libc::CLONE_NEWNS) != 0
+            || libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            || libc::mount(
+                c"binfmtd-probes".as_ptr(),
+                dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                c"mode=0755,size=1m".as_ptr().cast(),
+            ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
     }
-    let lost = ProbeOutcome::ExecFailed {
-        errno: libc::ECHILD,
-        error: "the probe helper ended without reporting this probe".into(),
-    };
-    fill(outcomes, todo, lost);
+    Ok(())
 }
 
-fn record(buf: &[u8; RECORD], todo: &[usize], outcomes: &mut [Option<ProbeOutcome>]) {
-    let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-    let (k, kind, value) = (word(0) as usize, word(4), word(8) as i32);
-    let outcome = match kind {
-        KIND_EXITED => classify(value),
-        _ => exec_failed(&std::io::Error::from_raw_os_error(value)),
-    };
-    if kind == KIND_SETUP_FAILED {
-        return fill(outcomes, todo, outcome);
+/// In a helper: writes one probe program, executable, and closes it (an open file would
+/// fail its exec with ETXTBSY).
+///
+/// # Safety
+/// Plain system calls; for the single-threaded helper after fork.
+unsafe fn write_program(path: &std::ffi::CStr, bytes: &[u8]) -> std::io::Result<()> {
+    // SAFETY: a NUL-terminated path and a live buffer; the descriptor is closed here.
+    unsafe {
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o755,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut done = 0;
+        while done < bytes.len() {
+            let n = libc::write(fd, bytes[done..].as_ptr().cast(), bytes.len() - done);
+            if n <= 0 {
+                let e = std::io::Error::last_os_error();
+                libc::close(fd);
+                return Err(e);
+            }
+            done += n as usize;
+        }
+        libc::close(fd);
     }
-    if let Some(i) = todo.get(k) {
-        outcomes[*i] = Some(outcome);
-    }
+    Ok(())
 }
 
 /// Probes one helper runs at once.
@@ -338,77 +398,9 @@ unsafe fn reap_one(out: libc::c_int, pids: &[libc::pid_t]) -> usize {
     1
 }
 
-/// Writes one record (helper side; a single write of 12 bytes is atomic on a pipe).
-pub(super) unsafe fn report(out: libc::c_int, k: usize, kind: u32, value: i32) {
-    let mut buf = [0u8; RECORD];
-    buf[..4].copy_from_slice(&(k as u32).to_ne_bytes());
-    buf[4..8].copy_from_slice(&kind.to_ne_bytes());
-    buf[8..].copy_from_slice(&value.to_ne_bytes());
-    // SAFETY: writes a stack buffer to a descriptor the helper owns.
-    unsafe {
-        libc::write(out, buf.as_ptr().cast(), RECORD);
-    }
-}
-
-/// Waits until the pipe has data (or was closed) for at most `left`.
-pub(super) fn readable(file: &std::fs::File, left: Duration) -> bool {
-    let mut fds = [libc::pollfd {
-        fd: file.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-    loop {
-        // SAFETY: polls one descriptor we own.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
-        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return n > 0;
-        }
-    }
-}
-
-/// What a wait status means.
-pub(super) fn classify(status: libc::c_int) -> ProbeOutcome {
-    if libc::WIFEXITED(status) {
-        let code = libc::WEXITSTATUS(status);
-        if code == i32::from(PROBE_EXIT_CODE) {
-            ProbeOutcome::Passed
-        } else {
-            ProbeOutcome::WrongExit { code }
-        }
-    } else if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        ProbeOutcome::Signal {
-            signal,
-            name: super::run::signal_name(signal),
-        }
-    } else {
-        ProbeOutcome::WrongExit { code: -1 }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wait_statuses_table() {
-        let exited = |c: i32| c << 8;
-        let cases = [
-            (exited(42), ProbeOutcome::Passed),
-            (exited(255), ProbeOutcome::WrongExit { code: 255 }),
-            (
-                libc::SIGSEGV,
-                ProbeOutcome::Signal {
-                    signal: libc::SIGSEGV,
-                    name: "SIGSEGV".into(),
-                },
-            ),
-        ];
-        for (status, want) in cases {
-            assert_eq!(classify(status), want, "{status:#x}");
-        }
-    }
 
     #[test]
     fn direct_probes_answer_native_and_foreign_and_missing() {
@@ -421,5 +413,36 @@ mod tests {
         let got = run(&arches, dir.path(), Setup::Direct, Duration::from_secs(10));
         assert_eq!(got[0], (native.to_string(), ProbeOutcome::Passed));
         assert_eq!(got[1], ("no-such-isa".to_string(), ProbeOutcome::NoProbe));
+    }
+
+    #[test]
+    fn chrooted_probes_answer_the_same_from_files_and_from_a_private_tmpfs() {
+        use caps::Capability::{CAP_SYS_ADMIN, CAP_SYS_CHROOT};
+        if !(crate::privilege::has(CAP_SYS_CHROOT) && crate::privilege::has(CAP_SYS_ADMIN)) {
+            eprintln!("skipped: needs CAP_SYS_CHROOT and CAP_SYS_ADMIN");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let native =
+            crate::host::detect::qemu_arch_of_uname(std::env::consts::ARCH).unwrap_or("x86_64");
+        let arches = vec![native.to_string(), "no-such-isa".to_string()];
+        for staging in [Staging::Files, Staging::PrivateTmpfs] {
+            let got = run_staged(
+                &arches,
+                dir.path(),
+                Setup::Chroot,
+                staging,
+                Duration::from_secs(10),
+            )
+            .expect("the set-up works as root");
+            assert_eq!(
+                got[0],
+                (native.to_string(), ProbeOutcome::Passed),
+                "{staging:?}"
+            );
+            assert_eq!(got[1].1, ProbeOutcome::NoProbe, "{staging:?}");
+        }
+        // Nothing is left behind either way (the tmpfs went with its mount namespace).
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read").count(), 0);
     }
 }

@@ -1,6 +1,7 @@
 //! Tiny per-ISA probe programs that just exit, and the code that runs them.
 
 pub mod batch;
+mod channel;
 pub mod elf;
 pub mod isa;
 pub mod isa_code;

@@ -5,7 +5,7 @@
 //! The probes are memfds (nothing written to disk, nothing to clean up), or files in a
 //! temporary directory where memfds cannot be executed (`vm.memfd_noexec`, old kernels).
 
-use super::batch::{self, KIND_EXITED, KIND_SETUP_FAILED, KIND_SPAWN_FAILED};
+use super::channel::{self, KIND_EXITED, KIND_SETUP_FAILED, KIND_SPAWN_FAILED};
 use super::run::{ProbeOutcome, PROBE_EXIT_CODE};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -51,7 +51,7 @@ pub fn run(arches: &[String], place: Place, timeout: Duration) -> Vec<(String, P
     };
     match targets {
         Ok(targets) => execute(&targets, &todo, place, timeout, &mut outcomes),
-        Err(e) => batch::fill(&mut outcomes, &todo, batch::exec_failed(&e)),
+        Err(e) => channel::fill(&mut outcomes, &todo, channel::exec_failed(&e)),
     }
     arches
         .iter()
@@ -148,7 +148,7 @@ fn execute(
 ) {
     let (read, write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => return batch::fill(outcomes, todo, batch::exec_failed(&e.into())),
+        Err(e) => return channel::fill(outcomes, todo, channel::exec_failed(&e.into())),
     };
     let instance = CString::new(crate::kernel::DEFAULT_PATH).unwrap_or_default();
     let mut errors = vec![0i32; targets.len()];
@@ -166,7 +166,7 @@ fn execute(
     let helper = unsafe { libc::fork() };
     if helper < 0 {
         let e = std::io::Error::last_os_error();
-        return batch::fill(outcomes, todo, batch::exec_failed(&e));
+        return channel::fill(outcomes, todo, channel::exec_failed(&e));
     }
     if helper == 0 {
         drop(read);
@@ -174,7 +174,7 @@ fn execute(
         unsafe { helper_main(&mut sweep, &mut stack, place, &instance, write.as_raw_fd()) };
     }
     drop(write);
-    batch::collect(read, helper, timeout, todo, outcomes);
+    channel::collect(read, helper, timeout, todo, outcomes);
 }
 
 /// In the helper: set up once, then sweep until every probe has an answer.
@@ -195,7 +195,7 @@ unsafe fn helper_main(
         if place == Place::EmptyInstance {
             if let Err(e) = crate::sys::ns::enter_empty_instance_raw(instance) {
                 let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                batch::report(out, 0, KIND_SETUP_FAILED, errno);
+                channel::report(out, 0, KIND_SETUP_FAILED, errno);
                 libc::_exit(1);
             }
         }
@@ -214,18 +214,18 @@ unsafe fn helper_main(
                 let errno = std::io::Error::last_os_error()
                     .raw_os_error()
                     .unwrap_or(libc::EIO);
-                batch::report(out, 0, KIND_SETUP_FAILED, errno);
+                channel::report(out, 0, KIND_SETUP_FAILED, errno);
                 libc::_exit(1);
             }
             let mut status = 0;
             libc::waitpid(pid, &mut status, 0);
             let cursor = std::ptr::read_volatile(&sweep.cursor);
             for k in sweep.start..cursor.min(sweep.count) {
-                batch::report(out, k, KIND_SPAWN_FAILED, *sweep.errors.add(k));
+                channel::report(out, k, KIND_SPAWN_FAILED, *sweep.errors.add(k));
             }
             if cursor < sweep.count {
                 // The exec of `cursor` succeeded: this was that probe's process.
-                batch::report(out, cursor, KIND_EXITED, status);
+                channel::report(out, cursor, KIND_EXITED, status);
             }
             sweep.start = cursor + 1;
         }
