@@ -79,10 +79,7 @@ pub fn collect(
 fn record(buf: &[u8; RECORD], todo: &[usize], outcomes: &mut [Option<ProbeOutcome>]) -> bool {
     let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
     let (k, kind, value) = (word(0) as usize, word(4), word(8) as i32);
-    let outcome = match kind {
-        KIND_EXITED => classify(value),
-        _ => exec_failed(&std::io::Error::from_raw_os_error(value)),
-    };
+    let outcome = outcome_of(kind, value);
     if kind == KIND_SETUP_FAILED {
         fill(outcomes, todo, outcome);
         return true;
@@ -91,6 +88,14 @@ fn record(buf: &[u8; RECORD], todo: &[usize], outcomes: &mut [Option<ProbeOutcom
         outcomes[*i] = Some(outcome);
     }
     false
+}
+
+/// What a record of `kind` with `value` (wait status or errno) says about its probe.
+pub fn outcome_of(kind: u32, value: i32) -> ProbeOutcome {
+    match kind {
+        KIND_EXITED => classify(value),
+        _ => exec_failed(&std::io::Error::from_raw_os_error(value)),
+    }
 }
 
 /// Writes one record (helper side; a single write of 12 bytes is atomic on a pipe).

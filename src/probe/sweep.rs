@@ -9,7 +9,7 @@ use super::channel::{self, KIND_EXITED, KIND_SETUP_FAILED, KIND_SPAWN_FAILED};
 use super::run::{ProbeOutcome, PROBE_EXIT_CODE};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where the probes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +119,8 @@ fn files(programs: &[&[u8]], dir: &mut Option<tempfile::TempDir>) -> std::io::Re
     Ok(targets)
 }
 
-/// What the sweeping child and the helper share (the child runs in the helper's memory,
-/// which is suspended meanwhile, as with vfork).
+/// What the sweeping child and its parent share (the child runs in the parent's memory,
+/// whose thread is suspended meanwhile, as with vfork).
 #[repr(C)]
 struct Sweep {
     targets: *const Target,
@@ -133,12 +133,55 @@ struct Sweep {
     errors: *mut i32,
     argv: [*const libc::c_char; 2],
     envp: [*const libc::c_char; 1],
+    /// Signals binfmtd handles: the child puts them back to their defaults (its own copy of
+    /// the handlers) before it execs anything.
+    handled: [libc::c_int; 64],
+    handled_count: usize,
+    /// The signal mask the probes start with.
+    mask: libc::sigset_t,
+}
+
+impl Sweep {
+    fn new(targets: &[Target], errors: &mut [i32]) -> Sweep {
+        // SAFETY: sigset_t and sigaction are plain C structures, initialised by the calls.
+        unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask);
+            let mut handled = [0; 64];
+            let mut handled_count = 0;
+            for sig in 1..libc::SIGRTMAX().min(64) {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction != libc::SIG_DFL
+                    && old.sa_sigaction != libc::SIG_IGN
+                {
+                    handled[handled_count] = sig;
+                    handled_count += 1;
+                }
+            }
+            Sweep {
+                targets: targets.as_ptr(),
+                count: targets.len(),
+                start: 0,
+                cursor: 0,
+                errors: errors.as_mut_ptr(),
+                argv: [c"binfmtd-probe".as_ptr(), std::ptr::null()],
+                envp: [std::ptr::null()],
+                handled,
+                handled_count,
+                mask,
+            }
+        }
+    }
 }
 
 /// Stack of the sweeping child: it only makes system calls.
 const STACK: usize = 64 * 1024;
 
-/// Forks the helper, lets it sweep through the probes, collects its records.
+/// What became of one probe (same kinds as the helpers' records).
+type Report<'a> = &'a mut dyn FnMut(usize, u32, i32);
+
+/// Runs the probes: directly from this thread, or through a helper in an empty instance.
 fn execute(
     targets: &[Target],
     todo: &[usize],
@@ -146,22 +189,34 @@ fn execute(
     timeout: Duration,
     outcomes: &mut [Option<ProbeOutcome>],
 ) {
+    let mut errors = vec![0i32; targets.len()];
+    let mut stack = vec![0u8; STACK];
+    let mut sweep = Sweep::new(targets, &mut errors);
+    if place == Place::Direct {
+        let deadline = Instant::now() + timeout;
+        let mut report = |k: usize, kind: u32, value: i32| {
+            let outcome = match kind {
+                KIND_TIMEOUT => ProbeOutcome::Timeout {
+                    seconds: timeout.as_secs(),
+                },
+                _ => channel::outcome_of(kind, value),
+            };
+            match (kind, todo.get(k)) {
+                (KIND_SETUP_FAILED, _) => channel::fill(outcomes, todo, outcome),
+                (_, Some(i)) => outcomes[*i] = Some(outcome),
+                _ => {}
+            }
+        };
+        let mut wait = |pid| wait_until(pid, deadline);
+        // SAFETY: `sweep` points at live targets and errors for the whole call.
+        unsafe { sweep_all(&mut sweep, &mut stack, &mut wait, &mut report) };
+        return;
+    }
     let (read, write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => return channel::fill(outcomes, todo, channel::exec_failed(&e.into())),
     };
     let instance = CString::new(crate::kernel::DEFAULT_PATH).unwrap_or_default();
-    let mut errors = vec![0i32; targets.len()];
-    let mut stack = vec![0u8; STACK];
-    let mut sweep = Sweep {
-        targets: targets.as_ptr(),
-        count: targets.len(),
-        start: 0,
-        cursor: 0,
-        errors: errors.as_mut_ptr(),
-        argv: [c"binfmtd-probe".as_ptr(), std::ptr::null()],
-        envp: [std::ptr::null()],
-    };
     // SAFETY: the child only makes system calls on data prepared above, then _exits.
     let helper = unsafe { libc::fork() };
     if helper < 0 {
@@ -171,101 +226,143 @@ fn execute(
     if helper == 0 {
         drop(read);
         // SAFETY: in the single-threaded child of fork, on memory prepared before it.
-        unsafe { helper_main(&mut sweep, &mut stack, place, &instance, write.as_raw_fd()) };
+        unsafe { helper_main(&mut sweep, &mut stack, &instance, write.as_raw_fd()) };
     }
     drop(write);
     channel::collect(read, helper, timeout, todo, outcomes);
 }
 
-/// In the helper: set up once, then sweep until every probe has an answer.
+/// In the helper: enter an empty private instance, sweep, report each answer on the pipe.
 ///
 /// # Safety
 /// Only in the single-threaded child of fork; `sweep` points at live targets and errors.
 unsafe fn helper_main(
     sweep: &mut Sweep,
     stack: &mut [u8],
-    place: Place,
     instance: &std::ffi::CStr,
     out: libc::c_int,
 ) -> ! {
     // SAFETY: async-signal-safe system calls on memory prepared before fork.
     unsafe {
         libc::setpgid(0, 0);
-        default_signals();
-        if place == Place::EmptyInstance {
-            if let Err(e) = crate::sys::ns::enter_empty_instance_raw(instance) {
-                let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                channel::report(out, 0, KIND_SETUP_FAILED, errno);
-                libc::_exit(1);
-            }
+        if let Err(e) = crate::sys::ns::enter_empty_instance_raw(instance) {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            channel::report(out, 0, KIND_SETUP_FAILED, errno);
+            libc::_exit(1);
         }
-        while sweep.start < sweep.count {
-            // The stack grows down from its end, 16-byte aligned as the ABI wants.
-            let end = stack.as_mut_ptr().add(stack.len());
-            let top = end.sub(end as usize % 16).cast::<libc::c_void>();
-            let arg = std::ptr::from_mut(sweep).cast::<libc::c_void>();
-            let pid = libc::clone(
-                sweeper,
-                top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                arg,
-            );
-            if pid < 0 {
-                let errno = std::io::Error::last_os_error()
-                    .raw_os_error()
-                    .unwrap_or(libc::EIO);
-                channel::report(out, 0, KIND_SETUP_FAILED, errno);
-                libc::_exit(1);
-            }
+        let mut wait = |pid| {
             let mut status = 0;
             libc::waitpid(pid, &mut status, 0);
-            let cursor = std::ptr::read_volatile(&sweep.cursor);
-            for k in sweep.start..cursor.min(sweep.count) {
-                channel::report(out, k, KIND_SPAWN_FAILED, *sweep.errors.add(k));
-            }
-            if cursor < sweep.count {
-                // The exec of `cursor` succeeded: this was that probe's process.
-                channel::report(out, cursor, KIND_EXITED, status);
-            }
-            sweep.start = cursor + 1;
-        }
+            Waited::Exited(status)
+        };
+        let mut report = |k, kind, value| channel::report(out, k, kind, value);
+        sweep_all(sweep, stack, &mut wait, &mut report);
         libc::_exit(0);
     }
 }
 
-/// Signal handlers inherited from binfmtd would run in the sweeping child, in the helper's
-/// memory: back to the defaults, once per helper. Nothing is blocked either.
+/// How a probe that ran ended.
+enum Waited {
+    Exited(libc::c_int),
+    TimedOut,
+}
+
+/// Record kind of this module: the probe ran past the deadline and was killed.
+const KIND_TIMEOUT: u32 = 100;
+
+/// Sweeps until every probe has an answer. All signals are blocked meanwhile in the calling
+/// thread (the child, in its memory, must not run its handlers); the child restores them.
 ///
 /// # Safety
-/// Only in the single-threaded child of fork.
-unsafe fn default_signals() {
-    // SAFETY: sigaction/sigprocmask on local, initialised structures.
+/// `sweep` points at live targets and errors; only system calls in the child.
+unsafe fn sweep_all(
+    sweep: &mut Sweep,
+    stack: &mut [u8],
+    wait: &mut dyn FnMut(libc::pid_t) -> Waited,
+    report: Report<'_>,
+) {
+    // SAFETY: signal masks on initialised sets; clone with a stack we own; the child only
+    // makes system calls (see `sweeper`).
     unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for sig in 1..libc::SIGRTMAX() {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
-                && old.sa_sigaction != libc::SIG_DFL
-                && old.sa_sigaction != libc::SIG_IGN
-            {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
+        // The stack grows down from its end, 16-byte aligned as the ABI wants.
+        let end = stack.as_mut_ptr().add(stack.len());
+        let top = end.sub(end as usize % 16).cast::<libc::c_void>();
+        while sweep.start < sweep.count {
+            let arg = std::ptr::from_mut(sweep).cast::<libc::c_void>();
+            let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+            let pid = libc::clone(sweeper, top, flags, arg);
+            if pid < 0 {
+                let e = std::io::Error::last_os_error();
+                report(0, KIND_SETUP_FAILED, e.raw_os_error().unwrap_or(libc::EIO));
+                break;
             }
+            let waited = wait(pid);
+            let cursor = std::ptr::read_volatile(&sweep.cursor);
+            for k in sweep.start..cursor.min(sweep.count) {
+                report(k, KIND_SPAWN_FAILED, *sweep.errors.add(k));
+            }
+            if cursor < sweep.count {
+                // The exec of `cursor` succeeded: this was that probe's process.
+                match waited {
+                    Waited::Exited(status) => report(cursor, KIND_EXITED, status),
+                    Waited::TimedOut => report(cursor, KIND_TIMEOUT, 0),
+                }
+            }
+            sweep.start = cursor + 1;
         }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
     }
 }
 
-/// The sweeping child: execs each probe from `start` on; every exec that fails returns here
+/// Waits for a probe until `deadline`, then kills it (by pidfd: no sleeping poll loop).
+fn wait_until(pid: libc::pid_t, deadline: Instant) -> Waited {
+    let mut status = 0;
+    // SAFETY: pidfd_open on our own child; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd >= 0 {
+        // SAFETY: a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        let mut fds = [libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: polls one descriptor we own.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) } == 0 {
+            // SAFETY: kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return Waited::TimedOut;
+        }
+    }
+    // SAFETY: reaps our own child (it has ended, or pidfds are unavailable).
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    Waited::Exited(status)
+}
+
+/// The sweeping child: puts binfmtd's signal handlers back to their defaults and the mask
+/// as it was, then execs each probe from `start` on; every exec that fails returns here
 /// with its errno and the next is tried. The first that succeeds ends the sweep (and
-/// releases the helper); if none does, the child exits.
+/// releases the parent); if none does, the child exits.
 extern "C" fn sweeper(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the helper's Sweep, which stays valid (the helper is suspended until
-    // this child execs or exits); only system calls follow.
+    // SAFETY: `arg` is the parent's Sweep, which stays valid (the parent's thread is
+    // suspended until this child execs or exits); only system calls follow.
     unsafe {
         let sweep = &mut *arg.cast::<Sweep>();
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in &sweep.handled[..sweep.handled_count] {
+            libc::sigaction(*sig, &dfl, std::ptr::null_mut());
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &sweep.mask, std::ptr::null_mut());
         for k in sweep.start..sweep.count {
             std::ptr::write_volatile(&mut sweep.cursor, k);
             match &*sweep.targets.add(k) {
