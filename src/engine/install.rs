@@ -108,6 +108,12 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
     let _lock = (!req.dry_run).then(|| ctx.state.lock()).transpose()?;
     let mut report = install_locked(ctx, req)?;
     report.mounted_now |= mounted_now;
+    if mounted_now {
+        report.warnings.insert(0, format!(
+            "binfmt_misc was not mounted at {}; binfmtd mounted it (a new instance: entries registered before an unmount are gone since Linux 6.7)",
+            report.binfmt_misc
+        ));
+    }
     Ok(report)
 }
 
@@ -138,6 +144,14 @@ pub(super) fn install_locked(
     let snap = ctx.kernel.snapshot()?;
     if !req.dry_run && !snap.mounted {
         return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
+    }
+    let lost = crate::ops::status::missing(&state, &snap);
+    if !lost.is_empty() {
+        let names: Vec<&str> = lost.iter().map(|m| m.name.as_str()).collect();
+        warnings.push(format!(
+            "binfmtd's entries {} were not in the kernel (removed by someone else, or lost with an unmount of binfmt_misc); those this run does not register stay missing (`binfmtd status` lists them)",
+            names.join(", ")
+        ));
     }
     if snap.mounted && !snap.enabled {
         warnings.push("binfmt_misc is globally disabled (status is 0): no handler runs until `echo 1 > status`".into());
@@ -258,7 +272,10 @@ pub fn block_unreadable(
 }
 
 impl Txn<'_> {
-    /// Record intent → apply → verify → persist → settle, in that order.
+    /// Record intent → apply → verify → persist → settle, in that order. A state file
+    /// that cannot be written (read-only or full state directory) ends the run with nothing
+    /// of it left in the kernel: before the first registration, nothing was done; after
+    /// it, every registration of this run is undone.
     fn run(&mut self) -> Result<(), OpsError> {
         let record_before = self.ctx.state.load_desired()?;
         if self.req.origin == Origin::Request {
@@ -268,26 +285,30 @@ impl Txn<'_> {
                 self.ctx.state.save_desired(&record)?;
             }
         }
-        let loaded = self.state.clone();
-        for r in self.results.iter().filter(|r| r.result == Status::Ok) {
-            steps::intent(&mut self.state, &r.plan, &self.snap);
-        }
-        let mut on_disk = loaded;
-        if self.state != on_disk {
-            self.ctx.state.save(&self.state)?;
-            on_disk = self.state.clone();
-        }
+        let on_disk = match self.journal() {
+            Ok(saved) => saved,
+            Err(e) => return Err(self.abort(e, &record_before, false)),
+        };
         // No save between the steps: until the final one, the journal saved above says
         // what to undo, and undoing is idempotent.
         self.apply_all();
-        self.verify()?;
+        if let Err(e) = self.verify() {
+            return Err(self.abort(e, &record_before, true));
+        }
         self.persist();
         self.settle_foreign();
+        let journal = self.state.pending.clone();
         self.finish();
-        if self.req.options.persist {
-            self.ctx.state.save_synced(&self.state)?;
+        let saved = if self.req.options.persist {
+            self.ctx.state.save_synced(&self.state)
         } else if self.state != on_disk {
-            self.ctx.state.save(&self.state)?;
+            self.ctx.state.save(&self.state)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = saved {
+            self.state.pending = journal;
+            return Err(self.abort(e.into(), &record_before, true));
         }
         if self.req.origin == Origin::Request {
             let mut record = self.ctx.state.load_desired()?;
@@ -305,6 +326,73 @@ impl Txn<'_> {
         }
         self.cache.save(self.ctx.state.dir());
         Ok(())
+    }
+
+    /// Records intent (ownership and journal) in the state file; returns what is on disk.
+    fn journal(&mut self) -> Result<State, OpsError> {
+        let loaded = self.state.clone();
+        for r in self.results.iter().filter(|r| r.result == Status::Ok) {
+            steps::intent(&mut self.state, &r.plan, &self.snap);
+        }
+        if self.state != loaded {
+            self.ctx.state.save(&self.state)?;
+        }
+        Ok(self.state.clone())
+    }
+
+    /// Ends a run that cannot finish: undoes every registration it journaled (when it
+    /// `applied` them), deletes the binfmt.d files it wrote, and puts the desired state back
+    /// (best effort: the journal on disk, if any, still tells the next run what to undo).
+    fn abort(
+        &mut self,
+        err: OpsError,
+        record_before: &crate::persist::desired::Recorded,
+        applied: bool,
+    ) -> OpsError {
+        let kernel = self.ctx.kernel.as_ref();
+        let mut undone = Vec::new();
+        let mut problems = Vec::new();
+        let journal = if applied {
+            self.state.pending.clone()
+        } else {
+            Vec::new()
+        };
+        for p in journal {
+            match steps::undo(kernel, &mut self.state, &p) {
+                Ok(()) => undone.push(p.name.clone()),
+                Err(e) => problems.push(format!("undoing {} failed: {e}", p.name)),
+            }
+        }
+        for r in self.results.iter_mut().filter(|r| r.registers()) {
+            if let Some(file) = r.persisted.take() {
+                if let Err(e) = std::fs::remove_file(&file) {
+                    problems.push(format!("cannot delete {file}: {e}"));
+                }
+            }
+        }
+        if self.req.origin == Origin::Request
+            && self.ctx.state.load_desired().ok().as_ref() != Some(record_before)
+            && self.ctx.state.put_back_desired(record_before).is_err()
+        {
+            problems.push("the desired state (desired.toml) could not be put back either".into());
+        }
+        // After the desired state: putting that back may free the room this needs.
+        if applied {
+            let _ = self.ctx.state.save(&self.state);
+        }
+        let mut detail = if undone.is_empty() {
+            "nothing was registered".to_string()
+        } else {
+            format!("the change was undone: {} removed again", undone.join(", "))
+        };
+        for p in problems {
+            detail.push_str("; ");
+            detail.push_str(&p);
+        }
+        OpsError::RolledBack {
+            source: Box::new(err),
+            detail,
+        }
     }
 
     fn apply_all(&mut self) {
