@@ -139,7 +139,13 @@ pub(super) fn install_locked(
     warnings.extend(loaded.warning);
     let mut state = loaded.state;
     if !req.dry_run {
-        warnings.extend(steps::recover(ctx.kernel.as_ref(), &mut state));
+        let recovered = steps::recover(ctx.kernel.as_ref(), &mut state);
+        if !recovered.is_empty() {
+            // At once: a run that then changes nothing would leave the undone journal on
+            // disk, and every later run would undo it again.
+            ctx.state.save(&state)?;
+        }
+        warnings.extend(recovered);
     }
     let snap = ctx.kernel.snapshot()?;
     if !req.dry_run && !snap.mounted {
