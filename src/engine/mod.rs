@@ -20,3 +20,7 @@ pub use request::{EntriesRequest, InstallOptions, InstallRequest, Origin};
 #[cfg(test)]
 #[path = "install_tests.rs"]
 mod install_tests;
+
+#[cfg(test)]
+#[path = "fault_tests.rs"]
+mod fault_tests;

@@ -63,12 +63,14 @@ pub struct MissingEntry {
     pub line: String,
 }
 
-/// binfmtd's recorded entries absent from the snapshot (pure).
+/// binfmtd's recorded entries absent from the snapshot (pure). A name with an unfinished
+/// change in the journal is not missing: that change may not have reached the kernel.
 pub fn missing(state: &State, snap: &crate::kernel::Snapshot) -> Vec<MissingEntry> {
     state
         .entries
         .iter()
         .filter(|(name, _)| !snap.entries.iter().any(|e| &e.name == *name))
+        .filter(|(name, _)| !state.pending.iter().any(|p| &p.name == *name))
         .map(|(name, o)| MissingEntry {
             name: name.clone(),
             handler: o.handler.clone(),

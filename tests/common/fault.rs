@@ -113,9 +113,24 @@ pub fn consistent(dir: &Path, tag: &str) -> (Value, Value) {
     let expected: BTreeSet<String> = recorded
         .keys()
         .filter(|n| !reported.contains(*n))
+        .filter(|n| {
+            !state["pending"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["name"] == n.as_str()))
+        })
         .cloned()
         .collect();
     assert_eq!(missing, expected, "{tag}: status names what is lost");
+    let unfinished = status["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("did not finish"));
+    assert_eq!(
+        unfinished,
+        pending(&state) > 0,
+        "{tag}: status warns of an unfinished change exactly when one is journaled: {status}"
+    );
     (status, state)
 }
 
