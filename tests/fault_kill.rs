@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::fault::{self, consistent, listed, pending};
+use common::fault::{self, consistent, covers, kill_point, listed, pending};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -82,29 +82,15 @@ fn run(
     runs
 }
 
-/// What the killed runs were doing when killed: the last traced call of each log.
+/// What the killed runs were doing when killed.
 fn kill_points(dir: &Path, runs: &BTreeMap<String, Vec<(u32, i32, i32)>>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (label, r) in runs {
-        for (n, rc, _) in r.iter().filter(|(_, rc, _)| *rc == 137) {
-            let _ = rc;
-            let log = std::fs::read_to_string(dir.join(format!("{label}.{n}.strace"))).unwrap();
-            let last = log
-                .lines()
-                .filter(|l| l.contains(" = ?"))
-                .next_back()
-                .unwrap_or_default();
-            out.push(last.to_string());
-        }
-    }
-    out
-}
-
-fn covers(points: &[String], what: &str, needle: &str) {
-    assert!(
-        points.iter().any(|p| p.contains(needle)),
-        "no kill {what} ({needle}); kill points: {points:#?}"
-    );
+    let killed = |(label, r): (&String, &Vec<(u32, i32, i32)>)| {
+        r.iter()
+            .filter(|(_, rc, _)| *rc == 137)
+            .map(|(n, _, _)| kill_point(dir, &format!("{label}.{n}")))
+            .collect::<Vec<_>>()
+    };
+    runs.iter().flat_map(killed).collect()
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {

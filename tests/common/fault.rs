@@ -148,3 +148,22 @@ pub fn listed(dir: &Path, tag: &str) -> BTreeSet<String> {
 pub fn pending(state: &Value) -> usize {
     state["pending"].as_array().map_or(0, Vec::len)
 }
+
+/// The call a run under `strace -o TAG.strace ... inject=...:signal=SIGKILL` was killed in:
+/// the last traced call that never returned.
+pub fn kill_point(dir: &Path, tag: &str) -> String {
+    let log = std::fs::read_to_string(dir.join(format!("{tag}.strace"))).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains(" = ?"))
+        .next_back()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Asserts that some kill point contains `needle` (the step `what` was hit).
+pub fn covers(points: &[String], what: &str, needle: &str) {
+    assert!(
+        points.iter().any(|p| p.contains(needle)),
+        "no kill {what} ({needle}); kill points: {points:#?}"
+    );
+}
