@@ -154,8 +154,7 @@ pub fn pending(state: &Value) -> usize {
 pub fn kill_point(dir: &Path, tag: &str) -> String {
     let log = std::fs::read_to_string(dir.join(format!("{tag}.strace"))).unwrap_or_default();
     log.lines()
-        .filter(|l| l.contains(" = ?"))
-        .next_back()
+        .rfind(|l| l.contains(" = ?"))
         .unwrap_or_default()
         .to_string()
 }
