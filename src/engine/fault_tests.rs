@@ -147,6 +147,11 @@ fn unmounted_in_a_window_of_the_transaction_fails_clearly_and_records_nothing() 
                 || error.contains("was unmounted during the change"),
             "{what}: {error}"
         );
+        assert_eq!(
+            error.matches("cannot be registered again").count(),
+            usize::from(force),
+            "{what}: the lost entry is named once: {error}"
+        );
         assert!(names(&w).is_empty(), "{what}: every entry was freed");
         assert!(
             owned(&w).is_empty(),

@@ -430,6 +430,8 @@ impl Txn<'_> {
                     why.push_str("; the registration was undone")
                 }
                 Ok(()) => {}
+                // A replacement that failed already said what putting back did.
+                Err(e) if !applied && why.contains(e.split(": ").last().unwrap_or(&e)) => {}
                 Err(e) => why.push_str(&format!("; undoing it failed: {e}")),
             }
         } else if matches!(self.results[i].plan.action, Action::Enable) {
