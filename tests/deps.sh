@@ -15,4 +15,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   dbus dbus-daemon libglib2.0-bin polkitd \
   systemd systemd-container \
   pax-utils file util-linux procps \
-  lintian libpipeline1 python3-venv jq uidmap
+  lintian libpipeline1 python3-venv jq uidmap strace

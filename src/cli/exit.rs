@@ -47,6 +47,7 @@ fn ops_code(e: &OpsError) -> i32 {
         OpsError::Kernel(k) => kernel_code(k),
         OpsError::State(e) => state_code(e),
         OpsError::Desired(_) => USAGE,
+        OpsError::RolledBack { source, .. } => ops_code(source),
     }
 }
 

@@ -470,6 +470,7 @@ mod tests {
             enabled: true,
             entries,
             unreadable: vec![],
+            missing: vec![],
             warnings: vec![],
         }
     }

@@ -1,7 +1,6 @@
 //! The install transaction: plan, record intent, apply, verify, persist; undone on failure.
 
 use super::outcome::{describe_install, Item, Outcome, Status};
-use super::recording::Recording;
 use super::request::{InstallRequest, Origin};
 use super::{desired, steps};
 use crate::catalog::{discover, Selection};
@@ -109,29 +108,19 @@ pub fn install(ctx: &Context, req: &InstallRequest) -> Result<InstallReport, Ops
     let _lock = (!req.dry_run).then(|| ctx.state.lock()).transpose()?;
     let mut report = install_locked(ctx, req)?;
     report.mounted_now |= mounted_now;
+    if mounted_now {
+        report.warnings.insert(0, format!(
+            "binfmt_misc was not mounted at {}; binfmtd mounted it (a new instance: entries registered before an unmount are gone since Linux 6.7)",
+            report.binfmt_misc
+        ));
+    }
     Ok(report)
 }
 
-/// [`install`] for a caller that holds the state lock already (or plans only). The intent
-/// is written while the host is probed; a failed change puts the previous record back.
+/// [`install`] for a caller that holds the state lock already (or plans only).
 pub(super) fn install_locked(
     ctx: &Context,
     req: &InstallRequest,
-) -> Result<InstallReport, OpsError> {
-    std::thread::scope(|scope| {
-        let mut recording = Recording::start(scope, ctx, req)?;
-        let report = install_recorded(ctx, req, &mut recording);
-        if report.is_err() {
-            recording.revert(&ctx.state);
-        }
-        report
-    })
-}
-
-pub(super) fn install_recorded(
-    ctx: &Context,
-    req: &InstallRequest,
-    recording: &mut Recording<'_>,
 ) -> Result<InstallReport, OpsError> {
     let mut cache = ctx.cache();
     let (host, interpreters) = host_and_interpreters(ctx, req, &mut cache);
@@ -150,11 +139,25 @@ pub(super) fn install_recorded(
     warnings.extend(loaded.warning);
     let mut state = loaded.state;
     if !req.dry_run {
-        warnings.extend(steps::recover(ctx.kernel.as_ref(), &mut state));
+        let recovered = steps::recover(ctx.kernel.as_ref(), &mut state);
+        if !recovered.is_empty() {
+            // At once: a run that then changes nothing would leave the undone journal on
+            // disk, and every later run would undo it again.
+            ctx.state.save(&state)?;
+        }
+        warnings.extend(recovered);
     }
     let snap = ctx.kernel.snapshot()?;
     if !req.dry_run && !snap.mounted {
         return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
+    }
+    let lost = crate::ops::status::missing(&state, &snap);
+    if !lost.is_empty() {
+        let names: Vec<&str> = lost.iter().map(|m| m.name.as_str()).collect();
+        warnings.push(format!(
+            "binfmtd's entries {} were not in the kernel (removed by someone else, or lost with an unmount of binfmt_misc); those this run does not register stay missing (`binfmtd status` lists them)",
+            names.join(", ")
+        ));
     }
     if snap.mounted && !snap.enabled {
         warnings.push("binfmt_misc is globally disabled (status is 0): no handler runs until `echo 1 > status`".into());
@@ -171,7 +174,7 @@ pub(super) fn install_recorded(
         probe_seconds: None,
     };
     if !req.dry_run {
-        txn.run(recording)?;
+        txn.run()?;
     }
     let ok = txn.results.iter().all(|r| r.result != Status::Failed);
     Ok(InstallReport {
@@ -275,41 +278,50 @@ pub fn block_unreadable(
 }
 
 impl Txn<'_> {
-    /// Record intent → apply → verify → persist → settle, in that order. The admin's intent
-    /// (`recording`) is being written meanwhile; nothing commits before it is on disk.
-    fn run(&mut self, recording: &mut Recording<'_>) -> Result<(), OpsError> {
-        let loaded = self.state.clone();
-        for r in self.results.iter().filter(|r| r.result == Status::Ok) {
-            steps::intent(&mut self.state, &r.plan, &self.snap);
+    /// Record intent → apply → verify → persist → settle, in that order. A state file
+    /// that cannot be written (read-only or full state directory) ends the run with nothing
+    /// of it left in the kernel: before the first registration, nothing was done; after
+    /// it, every registration of this run is undone.
+    fn run(&mut self) -> Result<(), OpsError> {
+        let record_before = self.ctx.state.load_desired()?;
+        if self.req.origin == Origin::Request {
+            let mut record = record_before.clone();
+            desired::record_install(&mut record, &self.ctx.catalog, self.req);
+            if record != record_before {
+                self.ctx.state.save_desired(&record)?;
+            }
         }
-        let mut on_disk = loaded;
-        if self.state != on_disk {
-            self.ctx.state.save(&self.state)?;
-            on_disk = self.state.clone();
-        }
+        let on_disk = match self.journal() {
+            Ok(saved) => saved,
+            Err(e) => return Err(self.abort(e, &record_before, false)),
+        };
         // No save between the steps: until the final one, the journal saved above says
         // what to undo, and undoing is idempotent.
         self.apply_all();
-        self.verify()?;
-        if let Err(e) = recording.wait() {
-            self.undo_all(&e);
-            self.ctx.state.save(&self.state)?;
-            return Err(e);
+        if let Err(e) = self.verify() {
+            return Err(self.abort(e, &record_before, true));
         }
         self.persist();
         self.settle_foreign();
+        let journal = self.state.pending.clone();
         self.finish();
-        if self.req.options.persist {
-            self.ctx.state.save_synced(&self.state)?;
+        let saved = if self.req.options.persist {
+            self.ctx.state.save_synced(&self.state)
         } else if self.state != on_disk {
-            self.ctx.state.save(&self.state)?;
+            self.ctx.state.save(&self.state)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = saved {
+            self.state.pending = journal;
+            return Err(self.abort(e.into(), &record_before, true));
         }
         if self.req.origin == Origin::Request {
             let mut record = self.ctx.state.load_desired()?;
             let before = record.clone();
             desired::settle_install(
                 &mut record,
-                &recording.before,
+                &record_before,
                 &self.ctx.catalog,
                 self.req,
                 &self.results,
@@ -322,6 +334,73 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Records intent (ownership and journal) in the state file; returns what is on disk.
+    fn journal(&mut self) -> Result<State, OpsError> {
+        let loaded = self.state.clone();
+        for r in self.results.iter().filter(|r| r.result == Status::Ok) {
+            steps::intent(&mut self.state, &r.plan, &self.snap);
+        }
+        if self.state != loaded {
+            self.ctx.state.save(&self.state)?;
+        }
+        Ok(self.state.clone())
+    }
+
+    /// Ends a run that cannot finish: undoes every registration it journaled (when it
+    /// `applied` them), deletes the binfmt.d files it wrote, and puts the desired state back
+    /// (best effort: the journal on disk, if any, still tells the next run what to undo).
+    fn abort(
+        &mut self,
+        err: OpsError,
+        record_before: &crate::persist::desired::Recorded,
+        applied: bool,
+    ) -> OpsError {
+        let kernel = self.ctx.kernel.as_ref();
+        let mut undone = Vec::new();
+        let mut problems = Vec::new();
+        let journal = if applied {
+            self.state.pending.clone()
+        } else {
+            Vec::new()
+        };
+        for p in journal {
+            match steps::undo(kernel, &mut self.state, &p) {
+                Ok(()) => undone.push(p.name.clone()),
+                Err(e) => problems.push(format!("undoing {} failed: {e}", p.name)),
+            }
+        }
+        for r in self.results.iter_mut().filter(|r| r.registers()) {
+            if let Some(file) = r.persisted.take() {
+                if let Err(e) = std::fs::remove_file(&file) {
+                    problems.push(format!("cannot delete {file}: {e}"));
+                }
+            }
+        }
+        if self.req.origin == Origin::Request
+            && self.ctx.state.load_desired().ok().as_ref() != Some(record_before)
+            && self.ctx.state.put_back_desired(record_before).is_err()
+        {
+            problems.push("the desired state (desired.toml) could not be put back either".into());
+        }
+        // After the desired state: putting that back may free the room this needs.
+        if applied {
+            let _ = self.ctx.state.save(&self.state);
+        }
+        let mut detail = if undone.is_empty() {
+            "nothing was registered".to_string()
+        } else {
+            format!("the change was undone: {} removed again", undone.join(", "))
+        };
+        for p in problems {
+            detail.push_str("; ");
+            detail.push_str(&p);
+        }
+        OpsError::RolledBack {
+            source: Box::new(err),
+            detail,
+        }
+    }
+
     fn apply_all(&mut self) {
         let kernel = self.ctx.kernel.as_ref();
         for i in 0..self.results.len() {
@@ -330,15 +409,6 @@ impl Txn<'_> {
             }
             if let Err(e) = steps::apply(kernel, &self.results[i].plan, &self.snap) {
                 self.fail_undone(i, e, false);
-            }
-        }
-    }
-
-    /// Fails every handler still ok and undoes what it did: the change cannot commit.
-    fn undo_all(&mut self, e: &OpsError) {
-        for i in 0..self.results.len() {
-            if self.results[i].result == Status::Ok {
-                self.undo(i, format!("not kept: {e}"));
             }
         }
     }
@@ -360,6 +430,8 @@ impl Txn<'_> {
                     why.push_str("; the registration was undone")
                 }
                 Ok(()) => {}
+                // A replacement that failed already said what putting back did.
+                Err(e) if !applied && why.contains(e.split(": ").last().unwrap_or(&e)) => {}
                 Err(e) => why.push_str(&format!("; undoing it failed: {e}")),
             }
         } else if matches!(self.results[i].plan.action, Action::Enable) {

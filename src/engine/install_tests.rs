@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 
 /// The in-memory kernel, optionally refusing registers of one interpreter (EACCES, as for
 /// an interpreter on a noexec mount); other tools' lines are still accepted.
-struct Kernel {
-    inner: Arc<MemoryBinfmt>,
-    refuse: Option<PathBuf>,
+pub(super) struct Kernel {
+    pub(super) inner: Arc<MemoryBinfmt>,
+    pub(super) refuse: Option<PathBuf>,
 }
 
 impl Binfmt for Kernel {
@@ -70,14 +70,14 @@ impl Prober for Script {
     }
 }
 
-struct World {
+pub(super) struct World {
     _dir: tempfile::TempDir,
-    ctx: Context,
-    kernel: Arc<MemoryBinfmt>,
+    pub(super) ctx: Context,
+    pub(super) kernel: Arc<MemoryBinfmt>,
 }
 
 /// A foreign entry for aarch64 as another tool registers it (Debian's name and flags).
-fn foreign() -> Entry {
+pub(super) fn foreign() -> Entry {
     let catalog = Catalog::load(None).unwrap();
     let h = catalog.get("qemu-aarch64").unwrap();
     let mut rule = h.rule(
@@ -94,7 +94,7 @@ fn foreign() -> Entry {
     }
 }
 
-fn world(entries: Vec<Entry>, refuse: bool, probe: Option<ProbeOutcome>) -> World {
+pub(super) fn world(entries: Vec<Entry>, refuse: bool, probe: Option<ProbeOutcome>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let interp = dir.path().join("qemu-aarch64-static");
     std::fs::copy("/bin/true", &interp).unwrap();
@@ -153,7 +153,7 @@ fn world(entries: Vec<Entry>, refuse: bool, probe: Option<ProbeOutcome>) -> Worl
     }
 }
 
-fn aarch64(force: bool) -> InstallRequest {
+pub(super) fn aarch64(force: bool) -> InstallRequest {
     let mut options = InstallOptions::default();
     options.policy.force = force;
     options.policy.allow_dynamic = true;
@@ -165,7 +165,7 @@ fn aarch64(force: bool) -> InstallRequest {
     }
 }
 
-fn names(w: &World) -> Vec<(String, String)> {
+pub(super) fn names(w: &World) -> Vec<(String, String)> {
     w.kernel
         .snapshot()
         .unwrap()
@@ -175,11 +175,11 @@ fn names(w: &World) -> Vec<(String, String)> {
         .collect()
 }
 
-fn owned(w: &World) -> Vec<String> {
+pub(super) fn owned(w: &World) -> Vec<String> {
     w.ctx.state.load().state.entries.keys().cloned().collect()
 }
 
-fn wanted(w: &World) -> Vec<String> {
+pub(super) fn wanted(w: &World) -> Vec<String> {
     w.ctx
         .state
         .load_desired()
@@ -385,33 +385,4 @@ fn intent_that_cannot_be_read_refuses_the_change_untouched() {
     assert!(err.to_string().contains("desired.toml"), "{err}");
     assert_eq!(names(&w), before);
     assert!(state.join("desired.toml/blocked").exists());
-}
-
-#[test]
-fn intent_that_fails_to_reach_the_disk_undoes_the_whole_change() {
-    // The intent is written while the change proceeds; when that write fails, what the
-    // kernel already accepted is undone (the other tool's entry comes back) and the
-    // journal is left clean.
-    let w = world(vec![foreign()], false, None);
-    let before = names(&w);
-    let err = std::thread::scope(|scope| {
-        let error = crate::persist::desired::DesiredError::Write {
-            path: "desired.toml".into(),
-            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
-        };
-        let mut recording = super::recording::Recording::failing(scope, error);
-        super::install::install_recorded(&w.ctx, &aarch64(true), &mut recording)
-            .expect_err("the intent did not reach the disk")
-    });
-    assert!(err.to_string().contains("desired.toml"), "{err}");
-    assert_eq!(
-        names(&w),
-        before,
-        "the other tool's entry is back, nothing added"
-    );
-    let left = w.ctx.state.load().state;
-    assert!(
-        left.entries.is_empty() && left.pending.is_empty(),
-        "{left:?}"
-    );
 }

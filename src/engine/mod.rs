@@ -7,7 +7,6 @@ pub mod entries;
 pub mod install;
 pub mod keep;
 pub mod outcome;
-mod recording;
 pub mod request;
 pub mod steps;
 mod verify;
@@ -21,3 +20,7 @@ pub use request::{EntriesRequest, InstallOptions, InstallRequest, Origin};
 #[cfg(test)]
 #[path = "install_tests.rs"]
 mod install_tests;
+
+#[cfg(test)]
+#[path = "fault_tests.rs"]
+mod fault_tests;

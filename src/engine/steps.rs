@@ -121,8 +121,18 @@ fn removed_disabled(entries: &[&Entry]) -> Vec<String> {
 
 /// Registers lines again (skipping names that exist), then disables the named ones.
 fn restore(kernel: &dyn Binfmt, lines: &[String], disabled: &[String]) -> Result<(), String> {
-    let present: Vec<String> = kernel
-        .snapshot()
+    let snap = kernel.snapshot().ok();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    if snap.as_ref().is_some_and(|s| !s.mounted) {
+        return Err(format!(
+            "binfmt_misc at {} is not mounted (an unmount frees every entry since Linux 6.7), so {} cannot be registered again",
+            kernel.path().display(),
+            lines.join(", ")
+        ));
+    }
+    let present: Vec<String> = snap
         .map(|s| s.entries.into_iter().map(|e| e.name).collect())
         .unwrap_or_default();
     let mut errors = Vec::new();

@@ -92,7 +92,15 @@ impl Txn<'_> {
             chrooted: false,
         });
         let verify = self.req.options.verify;
-        if !ok {
+        if !ok && !after.mounted {
+            let why = format!(
+                "binfmt_misc at {} was unmounted during the change (since Linux 6.7 that frees every entry, other tools' too), so {} is gone",
+                after.path.display(),
+                rule.name
+            );
+            self.undo(i, why);
+            None
+        } else if !ok {
             self.undo(i, detail.unwrap_or_default());
             None
         } else if verify && wins && earlier {

@@ -22,4 +22,11 @@ pub enum OpsError {
     State(#[from] crate::persist::state::StateError),
     #[error(transparent)]
     Desired(#[from] crate::persist::desired::DesiredError),
+    /// A change that could not finish and was undone; `detail` says what was undone.
+    #[error("{source}; {detail}")]
+    RolledBack {
+        #[source]
+        source: Box<OpsError>,
+        detail: String,
+    },
 }

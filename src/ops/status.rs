@@ -47,7 +47,78 @@ pub struct StatusReport {
     pub enabled: bool,
     pub entries: Vec<EntryStatus>,
     pub unreadable: Vec<(String, String)>,
+    /// Entries binfmtd registered (its state records them) that the kernel does not hold:
+    /// removed by someone else, or lost with an unmount or a reboot.
+    pub missing: Vec<MissingEntry>,
     pub warnings: Vec<String>,
+}
+
+/// An entry binfmtd's state records but the kernel does not hold.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MissingEntry {
+    pub name: String,
+    pub handler: String,
+    pub platform: String,
+    /// The register line binfmtd wrote.
+    pub line: String,
+}
+
+/// binfmtd's recorded entries absent from the snapshot (pure). A name with an unfinished
+/// change in the journal is not missing: that change may not have reached the kernel.
+pub fn missing(state: &State, snap: &crate::kernel::Snapshot) -> Vec<MissingEntry> {
+    state
+        .entries
+        .iter()
+        .filter(|(name, _)| !snap.entries.iter().any(|e| &e.name == *name))
+        .filter(|(name, _)| !state.pending.iter().any(|p| &p.name == *name))
+        .map(|(name, o)| MissingEntry {
+            name: name.clone(),
+            handler: o.handler.clone(),
+            platform: o.platform.clone(),
+            line: o.line.clone(),
+        })
+        .collect()
+}
+
+/// What `status` warns about the instance and binfmtd's record of it (pure).
+fn instance_warnings(
+    snap: &crate::kernel::Snapshot,
+    state: &State,
+    lost: &[MissingEntry],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let handlers = || {
+        let mut h: Vec<&str> = lost.iter().map(|m| m.handler.as_str()).collect();
+        h.dedup();
+        h.join(",")
+    };
+    if !snap.mounted {
+        warnings.push(format!(
+            "binfmt_misc is not mounted at {}; `sudo binfmtd install` mounts it",
+            snap.path.display()
+        ));
+        if !lost.is_empty() {
+            warnings.push(format!(
+                "binfmtd's entries {} are not registered: binfmt_misc was unmounted (since Linux 6.7 that frees every entry, other tools' too) or never mounted; `binfmtd install {}` registers them again",
+                lost.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+                handlers()
+            ));
+        }
+    } else {
+        if !snap.enabled {
+            warnings.push("binfmt_misc is globally disabled: no foreign binary runs".into());
+        }
+        for m in lost {
+            warnings.push(format!("binfmtd's entry {} ({}) is missing from the kernel; `binfmtd install {}` restores it", m.name, m.platform, m.handler));
+        }
+    }
+    for p in &state.pending {
+        warnings.push(format!(
+            "a change of {} did not finish (was binfmtd killed?); the next install, uninstall, enable or disable undoes it",
+            p.name
+        ));
+    }
+    warnings
 }
 
 /// The catalog ISA an entry would take binaries of: (arch, platform, probe header).
@@ -125,20 +196,9 @@ pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
     let loaded = ctx.state.peek();
     let rules = binfmt_d::scan(&ctx.binfmt_d_dirs);
     let support = crate::persist::binfmt_support::scan(&ctx.binfmts_admin_dir);
+    let lost = missing(&loaded.state, &snap);
     let mut warnings: Vec<String> = loaded.warning.into_iter().collect();
-    if !snap.mounted {
-        warnings.push(format!(
-            "binfmt_misc is not mounted at {}; `sudo binfmtd install` mounts it",
-            snap.path.display()
-        ));
-    } else if !snap.enabled {
-        warnings.push("binfmt_misc is globally disabled: no foreign binary runs".into());
-    }
-    for (name, o) in &loaded.state.entries {
-        if !snap.entries.iter().any(|e| &e.name == name) && snap.mounted {
-            warnings.push(format!("binfmtd's entry {name} ({}) is missing from the kernel; `binfmtd install {}` restores it", o.platform, o.handler));
-        }
-    }
+    warnings.extend(instance_warnings(&snap, &loaded.state, &lost));
     Ok(StatusReport {
         schema: "binfmtd.status/v1",
         route: None,
@@ -154,6 +214,7 @@ pub fn status(ctx: &Context) -> Result<StatusReport, OpsError> {
             &support,
         ),
         unreadable: snap.unreadable,
+        missing: lost,
         warnings,
     })
 }

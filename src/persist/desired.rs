@@ -30,7 +30,7 @@ pub enum DesiredError {
     },
     #[error("{path} is not valid binfmtd config: {message}; see docs/dbus.md for the format")]
     Parse { path: PathBuf, message: String },
-    #[error("cannot write {path}: {source}; check that the state directory is writable (BINFMTD_STATE_DIR)")]
+    #[error("cannot write {path}: {source}; the state directory must be writable and have free space (or set --state-dir or BINFMTD_STATE_DIR)")]
     Write {
         path: PathBuf,
         #[source]

@@ -84,13 +84,13 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}: {source}; the state directory must be writable: remount it read-write, or set --state-dir or BINFMTD_STATE_DIR to a writable directory")]
     Lock {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write state file {path}: {source}; ownership of new entries is not recorded")]
+    #[error("cannot write state file {path}: {source}; the state directory must be writable and have free space (or set --state-dir or BINFMTD_STATE_DIR)")]
     Write {
         path: PathBuf,
         #[source]
@@ -253,6 +253,22 @@ impl StateStore {
                 m.lock().unwrap_or_else(|p| p.into_inner()).1 = record.clone();
                 Ok(())
             }
+        }
+    }
+
+    /// Puts back a record read before a change that is being undone. An empty record
+    /// removes the file instead (a missing file reads as empty), which needs no free space.
+    pub fn put_back_desired(&self, record: &Recorded) -> Result<(), DesiredError> {
+        match self {
+            StateStore::Dir(dir) if *record == Recorded::default() => {
+                let path = dir.join(super::desired::RECORD_FILE);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(source) => Err(DesiredError::Write { path, source }),
+                }
+            }
+            _ => self.save_desired(record),
         }
     }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test crate uses only some of these helpers
 
 pub mod env;
+pub mod fault;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
