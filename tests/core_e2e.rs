@@ -179,6 +179,24 @@ fn p_wrapper_interpreter_shows_its_qemu_version() {
     assert_eq!(h["verify"]["probe"]["result"], "passed", "{h}");
 }
 
+/// Versions are read on their own thread while the change proceeds (they are only shown),
+/// and they still reach the report on a cold run and, through the fact cache, on the next.
+#[test]
+fn interpreter_versions_are_shown_cold_and_from_the_fact_cache() {
+    let env = Env::new();
+    let out = env.sandbox_sh(
+        "$BIN install aarch64 --json && echo === && $BIN uninstall aarch64 >/dev/null && $BIN install aarch64 --json",
+    );
+    assert!(out.status.success(), "install, uninstall, install failed");
+    let d = docs(&out);
+    assert_eq!(d.len(), 2, "two install reports");
+    for (run, doc) in ["cold", "cached"].iter().zip(&d) {
+        let h = handler(doc, "qemu-aarch64");
+        let version = h["interpreter"]["version"].as_str().unwrap_or_default();
+        assert!(version.starts_with("qemu-aarch64 version "), "{run}: {h}");
+    }
+}
+
 #[test]
 fn persisted_files_reproduce_identical_entries_with_systemd_binfmt() {
     let sd = Path::new("/usr/lib/systemd/systemd-binfmt");

@@ -190,13 +190,24 @@ pub fn discover(
         .unwrap_or_else(|| inspect(path, h.translator)))
 }
 
-/// Discovers many handlers: lookups in order; only uncached interpreters are inspected.
+/// What [`discover_many`] found.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// Per handler: its interpreter, or why none was found.
+    pub found: BTreeMap<String, Result<Interpreter, Missing>>,
+    /// Interpreters not in the cache: their `version` is still `None`, to be read with
+    /// [`versions`] (only shown, so off the critical path of registering).
+    pub unversioned: Vec<(PathBuf, Translator)>,
+}
+
+/// Discovers many handlers: lookups in order; cached facts are reused, the others read
+/// whether they are static now and leave their version to [`versions`].
 pub fn discover_many(
     handlers: &[&Handler],
     search: &[PathBuf],
     preserve_argv0: bool,
     cache: Option<&dyn KnownInterpreters>,
-) -> BTreeMap<String, Result<Interpreter, Missing>> {
+) -> Discovered {
     let mut out = BTreeMap::new();
     let mut todo = Vec::new();
     for h in handlers {
@@ -212,12 +223,31 @@ pub fn discover_many(
             },
         }
     }
-    // QEMU's version is read from its file (no process), so one pass is fast; only
-    // Rosetta, FEX and box64 are asked, and those are one or two per host.
+    let mut unversioned: Vec<(PathBuf, Translator)> = Vec::new();
     for (name, path, t) in todo {
-        out.insert(name, Ok(inspect(path, t)));
+        let static_linked = is_static(&path).unwrap_or(false);
+        if !unversioned.iter().any(|(p, _)| *p == path) {
+            unversioned.push((path.clone(), t));
+        }
+        let found = Interpreter {
+            path,
+            static_linked,
+            version: None,
+        };
+        out.insert(name, Ok(found));
     }
-    out
+    Discovered {
+        found: out,
+        unversioned,
+    }
+}
+
+/// The versions of these interpreters, by path. QEMU's is read from its file (no process);
+/// only Rosetta, FEX and box64 are asked, one or two per host.
+pub fn versions(todo: &[(PathBuf, Translator)]) -> BTreeMap<PathBuf, Option<String>> {
+    todo.iter()
+        .map(|(path, t)| (path.clone(), query_version(path, *t)))
+        .collect()
 }
 
 /// QEMU's version number from its `--version` line, e.g. (7, 2).

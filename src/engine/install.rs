@@ -123,7 +123,11 @@ pub(super) fn install_locked(
     req: &InstallRequest,
 ) -> Result<InstallReport, OpsError> {
     let mut cache = ctx.cache();
-    let (host, interpreters) = host_and_interpreters(ctx, req, &mut cache);
+    let (host, discovered) = host_and_interpreters(ctx, req, &mut cache);
+    let interpreters = discovered.found;
+    // Versions are only shown: read on their own thread while the change proceeds.
+    let unversioned = discovered.unversioned;
+    let versions = std::thread::spawn(move || discover::versions(&unversioned));
     let mut warnings = Vec::new();
     if let Some(e) = &host.probe_error {
         warnings.push(format!(
@@ -176,6 +180,10 @@ pub(super) fn install_locked(
     if !req.dry_run {
         txn.run()?;
     }
+    txn.add_versions(versions.join().unwrap_or_default());
+    if !req.dry_run {
+        txn.cache.save(ctx.state.dir());
+    }
     let ok = txn.results.iter().all(|r| r.result != Status::Failed);
     Ok(InstallReport {
         schema: "binfmtd.install/v1",
@@ -200,7 +208,7 @@ fn host_and_interpreters(
     ctx: &Context,
     req: &InstallRequest,
     cache: &mut Cache,
-) -> (crate::host::HostReport, Found) {
+) -> (crate::host::HostReport, discover::Discovered) {
     let policy = &req.options.policy;
     let preserve =
         policy.preserve_argv0.unwrap_or(false) || policy.flags.is_some_and(|f| f.preserve_argv0);
@@ -330,8 +338,23 @@ impl Txn<'_> {
                 self.ctx.state.save_desired(&record)?;
             }
         }
-        self.cache.save(self.ctx.state.dir());
         Ok(())
+    }
+
+    /// The interpreter versions read meanwhile, into the results and the fact cache.
+    fn add_versions(&mut self, versions: BTreeMap<std::path::PathBuf, Option<String>>) {
+        for r in &mut self.results {
+            if let Some(i) = r.plan.interpreter.as_mut() {
+                if let Some(v) = versions.get(&i.path) {
+                    i.version.clone_from(v);
+                }
+            }
+        }
+        for (path, (_, i)) in self.cache.interpreters.iter_mut() {
+            if let Some(v) = versions.get(path) {
+                i.version.clone_from(v);
+            }
+        }
     }
 
     /// Records intent (ownership and journal) in the state file; returns what is on disk.
