@@ -156,17 +156,11 @@ pub(super) fn install_locked(
         return Err(crate::kernel::KernelError::NotMounted(snap.path).into());
     }
     let lost = crate::ops::status::missing(&state, &snap);
-    if !lost.is_empty() {
-        let names: Vec<&str> = lost.iter().map(|m| m.name.as_str()).collect();
-        warnings.push(format!(
-            "binfmtd's entries {} were not in the kernel (removed by someone else, or lost with an unmount of binfmt_misc); those this run does not register stay missing (`binfmtd status` lists them)",
-            names.join(", ")
-        ));
-    }
     if snap.mounted && !snap.enabled {
         warnings.push("binfmt_misc is globally disabled (status is 0): no handler runs until `echo 1 > status`".into());
     }
     let results = plan_results(ctx, req, &host, &snap, &state, interpreters, &mut cache);
+    warnings.extend(lost_warning(&lost, &results));
     let mut txn = Txn {
         ctx,
         req,
@@ -196,6 +190,39 @@ pub(super) fn install_locked(
         probe_seconds: txn.probe_seconds,
         ok,
     })
+}
+
+/// What to say about binfmtd's entries the kernel no longer has (removed by someone else,
+/// or freed by an unmount of binfmt_misc): which this run registers again, and which stay
+/// missing (pure).
+fn lost_warning(
+    lost: &[crate::ops::status::MissingEntry],
+    results: &[HandlerResult],
+) -> Vec<String> {
+    if lost.is_empty() {
+        return Vec::new();
+    }
+    let again = |name: &str| {
+        results.iter().any(|r| {
+            r.result == Status::Ok && r.plan.rule.as_ref().is_some_and(|rule| rule.name == name)
+        })
+    };
+    let (back, gone): (Vec<&str>, Vec<&str>) =
+        lost.iter().map(|m| m.name.as_str()).partition(|n| again(n));
+    let mut out = format!(
+        "binfmtd's entries {} were not in the kernel (removed by someone else, or lost with an unmount of binfmt_misc)",
+        lost.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    if !back.is_empty() {
+        out.push_str(&format!("; this run registers {} again", back.len()));
+    }
+    if !gone.is_empty() {
+        out.push_str(&format!(
+            "; {} stay missing (`binfmtd status` lists them, `binfmtd install` brings them back)",
+            gone.join(", ")
+        ));
+    }
+    vec![out]
 }
 
 /// Discovers interpreters and plans every candidate handler (no kernel writes).

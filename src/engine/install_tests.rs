@@ -386,3 +386,25 @@ fn intent_that_cannot_be_read_refuses_the_change_untouched() {
     assert_eq!(names(&w), before);
     assert!(state.join("desired.toml/blocked").exists());
 }
+
+#[test]
+fn lost_entries_are_named_with_what_this_run_does_about_them() {
+    let w = world(vec![], false, None);
+    install(&w.ctx, &aarch64(false)).unwrap();
+    // Gone from the kernel behind binfmtd's back (as after an unmount).
+    w.kernel.act("qemu-aarch64", EntryAction::Remove).unwrap();
+    let again = install(&w.ctx, &aarch64(false)).unwrap();
+    let said = again.warnings.join("\n");
+    assert!(
+        said.contains("qemu-aarch64 were not in the kernel"),
+        "{said}"
+    );
+    assert!(said.contains("this run registers 1 again"), "{said}");
+    assert!(!said.contains("stay missing"), "{said}");
+    w.kernel.act("qemu-aarch64", EntryAction::Remove).unwrap();
+    let mut other = aarch64(false);
+    other.selection = Selection::Handlers(vec!["qemu-riscv64".into()]);
+    let said = install(&w.ctx, &other).unwrap().warnings.join("\n");
+    assert!(said.contains("qemu-aarch64 stay missing"), "{said}");
+    assert!(!said.contains("again"), "{said}");
+}
