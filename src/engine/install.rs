@@ -97,6 +97,36 @@ pub(super) struct Txn<'a> {
     pub warnings: Vec<String>,
     pub cache: Cache,
     pub probe_seconds: Option<f64>,
+    pub intent: Intent,
+}
+
+/// This change's record of the admin's intent (`desired.toml`): what it was before, and the
+/// new record being written (started before the host is probed, committed after verifying).
+pub(super) struct Intent {
+    pub before: crate::persist::desired::Recorded,
+    pending: Option<crate::persist::state::PendingDesired>,
+}
+
+impl Intent {
+    /// Reads the record and, for a change asked for (not a plan, not the daemon's own
+    /// reconciling) that changes it, starts writing the new one.
+    fn start(ctx: &Context, req: &InstallRequest) -> Result<Intent, OpsError> {
+        if req.dry_run {
+            return Ok(Intent {
+                before: Default::default(),
+                pending: None,
+            });
+        }
+        let before = ctx.state.load_desired()?;
+        let mut record = before.clone();
+        if req.origin == Origin::Request {
+            desired::record_install(&mut record, &ctx.catalog, req);
+        }
+        let pending = (record != before)
+            .then(|| ctx.state.stage_desired(&record))
+            .transpose()?;
+        Ok(Intent { before, pending })
+    }
 }
 
 /// Plans and (unless dry-run) applies an install: intent is recorded first (ownership,
@@ -122,6 +152,8 @@ pub(super) fn install_locked(
     ctx: &Context,
     req: &InstallRequest,
 ) -> Result<InstallReport, OpsError> {
+    // The admin's intent is written first; its fsync runs while the host is probed.
+    let intent = Intent::start(ctx, req)?;
     let mut cache = ctx.cache();
     let (host, discovered) = host_and_interpreters(ctx, req, &mut cache);
     let interpreters = discovered.found;
@@ -170,6 +202,7 @@ pub(super) fn install_locked(
         warnings,
         cache,
         probe_seconds: None,
+        intent,
     };
     if !req.dry_run {
         txn.run()?;
@@ -318,14 +351,7 @@ impl Txn<'_> {
     /// of it left in the kernel: before the first registration, nothing was done; after
     /// it, every registration of this run is undone.
     fn run(&mut self) -> Result<(), OpsError> {
-        let record_before = self.ctx.state.load_desired()?;
-        if self.req.origin == Origin::Request {
-            let mut record = record_before.clone();
-            desired::record_install(&mut record, &self.ctx.catalog, self.req);
-            if record != record_before {
-                self.ctx.state.save_desired(&record)?;
-            }
-        }
+        let record_before = self.intent.before.clone();
         let on_disk = match self.journal() {
             Ok(saved) => saved,
             Err(e) => return Err(self.abort(e, &record_before, false)),
@@ -336,6 +362,12 @@ impl Txn<'_> {
         if let Err(e) = self.verify() {
             return Err(self.abort(e, &record_before, true));
         }
+        // Nothing durable (binfmt.d files, the committed journal) before the intent is.
+        let committed = self.intent.pending.take().map(|p| p.commit()).transpose();
+        let syncing = match committed {
+            Ok(syncing) => syncing,
+            Err(e) => return Err(self.abort(e.into(), &record_before, true)),
+        };
         self.persist();
         self.settle_foreign();
         let journal = self.state.pending.clone();
@@ -347,9 +379,12 @@ impl Txn<'_> {
         } else {
             Ok(())
         };
-        if let Err(e) = saved {
+        let synced = saved
+            .map_err(OpsError::from)
+            .and_then(|()| Ok(syncing.map(|s| s.wait()).transpose()?));
+        if let Err(e) = synced {
             self.state.pending = journal;
-            return Err(self.abort(e.into(), &record_before, true));
+            return Err(self.abort(e, &record_before, true));
         }
         if self.req.origin == Origin::Request {
             let mut record = self.ctx.state.load_desired()?;

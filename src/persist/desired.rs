@@ -179,6 +179,23 @@ impl Recorded {
         }
     }
 
+    /// Starts writing the record (see [`crate::persist::atomic::stage`]): the path and the
+    /// staged replacement.
+    pub fn stage(
+        &self,
+        state_dir: &Path,
+    ) -> Result<Option<(PathBuf, crate::persist::atomic::Staged)>, DesiredError> {
+        let path = state_dir.join(RECORD_FILE);
+        let text = toml::to_string(self).map_err(|e| DesiredError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        match crate::persist::atomic::stage(&path, text.as_bytes(), 0o600) {
+            Ok(staged) => Ok(Some((path, staged))),
+            Err(source) => Err(DesiredError::Write { path, source }),
+        }
+    }
+
     /// Writes the record atomically (unique temp file, fsync, rename, directory fsync), 0600.
     pub fn save(&self, state_dir: &Path) -> Result<(), DesiredError> {
         let path = state_dir.join(RECORD_FILE);

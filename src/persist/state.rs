@@ -256,6 +256,19 @@ impl StateStore {
         }
     }
 
+    /// Starts writing the recorded requests: on disk only once [`PendingDesired::commit`]
+    /// and its [`DesiredSync::wait`] are through (hold [`Self::lock`] meanwhile). In memory,
+    /// at once.
+    pub fn stage_desired(&self, record: &Recorded) -> Result<PendingDesired, DesiredError> {
+        match self {
+            StateStore::Dir(dir) => record.stage(dir).map(PendingDesired),
+            StateStore::Memory(_) => {
+                self.save_desired(record)?;
+                Ok(PendingDesired(None))
+            }
+        }
+    }
+
     /// Puts back a record read before a change that is being undone. An empty record
     /// removes the file instead (a missing file reads as empty), which needs no free space.
     pub fn put_back_desired(&self, record: &Recorded) -> Result<(), DesiredError> {
@@ -278,6 +291,38 @@ impl StateStore {
             StateStore::Dir(d) => Some(d),
             StateStore::Memory(_) => None,
         }
+    }
+}
+
+/// A `desired.toml` being written (see [`StateStore::stage_desired`]).
+#[derive(Debug)]
+pub struct PendingDesired(Option<(PathBuf, super::atomic::Staged)>);
+
+/// A committed `desired.toml` whose rename is being synced.
+#[derive(Debug)]
+pub struct DesiredSync(Option<(PathBuf, super::atomic::DirSync)>);
+
+impl PendingDesired {
+    /// Waits until the new record is on disk and puts it in place.
+    pub fn commit(self) -> Result<DesiredSync, DesiredError> {
+        let Some((path, staged)) = self.0 else {
+            return Ok(DesiredSync(None));
+        };
+        match staged.commit() {
+            Ok(sync) => Ok(DesiredSync(Some((path, sync)))),
+            Err(source) => Err(DesiredError::Write { path, source }),
+        }
+    }
+}
+
+impl DesiredSync {
+    /// Waits until the rename is on disk too.
+    pub fn wait(self) -> Result<(), DesiredError> {
+        let Some((path, sync)) = self.0 else {
+            return Ok(());
+        };
+        sync.wait()
+            .map_err(|source| DesiredError::Write { path, source })
     }
 }
 

@@ -151,12 +151,23 @@ pub fn pending(state: &Value) -> usize {
 
 /// The call a run under `strace -o TAG.strace ... inject=...:signal=SIGKILL` was killed in:
 /// the last traced call that never returned.
+/// When other threads' calls interleave, strace splits the killed call into
+/// `PID call(args <unfinished ...>` and `PID <... call resumed>) = ?`: the two are joined.
 pub fn kill_point(dir: &Path, tag: &str) -> String {
     let log = std::fs::read_to_string(dir.join(format!("{tag}.strace"))).unwrap_or_default();
-    log.lines()
-        .rfind(|l| l.contains(" = ?"))
-        .unwrap_or_default()
-        .to_string()
+    let lines: Vec<&str> = log.lines().collect();
+    let Some(at) = lines.iter().rposition(|l| l.contains(" = ?")) else {
+        return String::new();
+    };
+    let killed = lines[at];
+    if !killed.contains(" resumed>") {
+        return killed.to_string();
+    }
+    let pid = killed.split_whitespace().next().unwrap_or_default();
+    lines[..at]
+        .iter()
+        .rfind(|l| l.split_whitespace().next() == Some(pid) && l.contains("<unfinished ...>"))
+        .map_or(killed.to_string(), |start| format!("{start} {killed}"))
 }
 
 /// Asserts that some kill point contains `needle` (the step `what` was hit).
