@@ -28,15 +28,8 @@ pub fn write_with(
     mode: u32,
     durability: Durability,
 ) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".binfmtd-")
-        .tempfile_in(dir)?;
-    tmp.write_all(data)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    let tmp = temp_beside(path, data, mode)?;
     let synced = durability == Durability::Synced;
     if synced {
         tmp.as_file().sync_all()?;
@@ -48,6 +41,20 @@ pub fn write_with(
         }
     }
     Ok(())
+}
+
+/// A temporary file with `data` and `mode` in `path`'s directory (created if missing).
+fn temp_beside(path: &Path, data: &[u8], mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".binfmtd-")
+        .tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    Ok(tmp)
 }
 
 /// A synced replacement in two halves, so that its waits overlap other work: [`stage`]
@@ -68,15 +75,7 @@ pub struct DirSync(std::thread::JoinHandle<std::io::Result<()>>);
 
 /// Writes `data` for `path` into a temporary file beside it and starts syncing it.
 pub fn stage(path: &Path, data: &[u8], mode: u32) -> std::io::Result<Staged> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".binfmtd-")
-        .tempfile_in(dir)?;
-    tmp.write_all(data)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    let tmp = temp_beside(path, data, mode)?;
     let file = tmp.as_file().try_clone()?;
     let syncing = std::thread::spawn(move || file.sync_all());
     Ok(Staged {
