@@ -48,14 +48,7 @@ impl Faulty {
 
 /// Another tool's entry named qemu-aarch64 (an extension entry, so nothing of binfmtd's).
 fn other_tools() -> Entry {
-    let rule = codec::decode(":qemu-aarch64:E::race::/bin/true:").unwrap();
-    Entry {
-        name: rule.name.clone(),
-        enabled: true,
-        interpreter: rule.interpreter.clone(),
-        flags: rule.flags.effective(),
-        matcher: rule.matcher,
-    }
+    Entry::registered(&codec::decode(":qemu-aarch64:E::race::/bin/true:").unwrap())
 }
 
 impl Binfmt for Faulty {

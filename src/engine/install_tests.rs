@@ -85,13 +85,7 @@ pub(super) fn foreign() -> Entry {
         crate::model::Flags::parse("OPF").unwrap(),
     );
     rule.name = "qemu-aarch64".into();
-    Entry {
-        name: rule.name.clone(),
-        enabled: true,
-        interpreter: rule.interpreter.clone(),
-        flags: rule.flags.effective(),
-        matcher: rule.matcher.clone(),
-    }
+    Entry::registered(&rule)
 }
 
 pub(super) fn world(entries: Vec<Entry>, refuse: bool, probe: Option<ProbeOutcome>) -> World {

@@ -14,13 +14,7 @@ fn entry(name: &str, interp: &str, flags: &str) -> Entry {
     let h = catalog.get("qemu-aarch64").unwrap();
     let mut rule = h.rule(std::path::Path::new(interp), Flags::parse(flags).unwrap());
     rule.name = name.into();
-    Entry {
-        name: rule.name.clone(),
-        enabled: true,
-        interpreter: rule.interpreter.clone(),
-        flags: rule.flags.effective(),
-        matcher: rule.matcher,
-    }
+    Entry::registered(&rule)
 }
 
 fn plan(action: Action) -> HandlerPlan {

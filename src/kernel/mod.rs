@@ -142,16 +142,7 @@ impl Binfmt for MemoryBinfmt {
                 hint: procfs::errno_hint(nix::errno::Errno::EEXIST),
             });
         }
-        s.1.insert(
-            0,
-            Entry {
-                name: rule.name.clone(),
-                enabled: true,
-                interpreter: rule.interpreter.clone(),
-                flags: rule.flags.effective(),
-                matcher: rule.matcher.clone(),
-            },
-        );
+        s.1.insert(0, Entry::registered(rule));
         Ok(())
     }
     fn act(&self, name: &str, action: EntryAction) -> Result<(), KernelError> {

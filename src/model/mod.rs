@@ -167,6 +167,17 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry the kernel shows once `rule` is registered (enabled, effective flags).
+    pub fn registered(rule: &Rule) -> Entry {
+        Entry {
+            name: rule.name.clone(),
+            enabled: true,
+            interpreter: rule.interpreter.clone(),
+            flags: rule.flags.effective(),
+            matcher: rule.matcher.clone(),
+        }
+    }
+
     /// The rule that would recreate this entry.
     pub fn to_rule(&self) -> Rule {
         Rule {

@@ -184,14 +184,14 @@ impl Recorded {
     pub fn stage(
         &self,
         state_dir: &Path,
-    ) -> Result<Option<(PathBuf, crate::persist::atomic::Staged)>, DesiredError> {
+    ) -> Result<(PathBuf, crate::persist::atomic::Staged), DesiredError> {
         let path = state_dir.join(RECORD_FILE);
         let text = toml::to_string(self).map_err(|e| DesiredError::Write {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
         match crate::persist::atomic::stage(&path, text.as_bytes(), 0o600) {
-            Ok(staged) => Ok(Some((path, staged))),
+            Ok(staged) => Ok((path, staged)),
             Err(source) => Err(DesiredError::Write { path, source }),
         }
     }

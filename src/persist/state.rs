@@ -261,7 +261,7 @@ impl StateStore {
     /// at once.
     pub fn stage_desired(&self, record: &Recorded) -> Result<PendingDesired, DesiredError> {
         match self {
-            StateStore::Dir(dir) => record.stage(dir).map(PendingDesired),
+            StateStore::Dir(dir) => Ok(PendingDesired(Some(record.stage(dir)?))),
             StateStore::Memory(_) => {
                 self.save_desired(record)?;
                 Ok(PendingDesired(None))

@@ -151,10 +151,7 @@ fn stage(
     staging: Staging,
     outcomes: &mut [Option<ProbeOutcome>],
 ) -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix("binfmtd-probes-")
-        .tempdir_in(parent)?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let dir = probe_dir(parent)?;
     for (i, arch) in arches.iter().enumerate() {
         let Some(bytes) = super::exit_program(arch, PROBE_EXIT_CODE) else {
             outcomes[i] = Some(ProbeOutcome::NoProbe);
@@ -163,15 +160,29 @@ fn stage(
         if staging == Staging::PrivateTmpfs {
             continue;
         }
-        let path = dir.path().join(file_name(arch));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o755)
-            .open(&path)?;
-        std::io::Write::write_all(&mut f, &bytes)?;
+        write_probe(&dir.path().join(file_name(arch)), &bytes)?;
     }
     Ok(dir)
+}
+
+/// A fresh directory for probe files under `parent`, readable by anyone (probes may run
+/// as another user).
+pub(super) fn probe_dir(parent: &Path) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("binfmtd-probes-")
+        .tempdir_in(parent)?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
+/// Writes one probe program as a new executable file; it is closed on return.
+pub(super) fn write_probe(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, bytes)
 }
 
 fn file_name(arch: &str) -> String {
@@ -325,23 +336,16 @@ impl Plan {
 /// # Safety
 /// Plain system calls; for the single-threaded helper after fork.
 unsafe fn private_tmpfs(dir: &std::ffi::CStr) -> std::io::Result<()> {
-    // SAFETY: NUL-terminated arguments that outlive the calls.
+    crate::sys::ns::unshare_private_mounts_raw(libc::CLONE_NEWNS)?;
+    // SAFETY: NUL-terminated arguments that outlive the call.
     unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) != 0
-            || libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-            || libc::mount(
-                c"binfmtd-probes".as_ptr(),
-                dir.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c"mode=0755,size=1m".as_ptr().cast(),
-            ) != 0
+        if libc::mount(
+            c"binfmtd-probes".as_ptr(),
+            dir.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            c"mode=0755,size=1m".as_ptr().cast(),
+        ) != 0
         {
             return Err(std::io::Error::last_os_error());
         }

@@ -117,7 +117,7 @@ pub fn readable(file: &std::fs::File, left: Duration) -> bool {
         events: libc::POLLIN,
         revents: 0,
     }];
-    let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    let ms = crate::sys::exec::poll_millis(left);
     loop {
         // SAFETY: polls one descriptor we own.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };

@@ -10,8 +10,6 @@ use std::time::Duration;
 pub enum NativeProbeError {
     #[error("cannot create a private binfmt_misc instance to probe native ISAs: {0}; unprivileged user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone / user.max_user_namespaces) or the kernel is older than 6.7")]
     NoPrivateInstance(String),
-    #[error("cannot create a temporary directory for probes: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// Runs every arch's probe in an empty private instance: (arch, runs natively).

@@ -94,22 +94,13 @@ fn memfd() -> std::io::Result<OwnedFd> {
 /// The probes as files in a fresh temporary directory (closed before any fork: an open one
 /// would fail its exec with ETXTBSY).
 fn files(programs: &[&[u8]], dir: &mut Option<tempfile::TempDir>) -> std::io::Result<Vec<Target>> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let tmp = tempfile::Builder::new()
-        .prefix("binfmtd-native-")
-        .tempdir()?;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+    let tmp = super::batch::probe_dir(&std::env::temp_dir())?;
     let targets = programs
         .iter()
         .enumerate()
         .map(|(k, bytes)| {
             let path = tmp.path().join(format!("probe-{k}"));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o755)
-                .open(&path)?;
-            std::io::Write::write_all(&mut f, bytes)?;
+            super::batch::write_probe(&path, bytes)?;
             CString::new(path.into_os_string().into_encoded_bytes())
                 .map(Target::File)
                 .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
@@ -321,18 +312,15 @@ unsafe fn sweep_all(
 /// Waits for a probe until `deadline`, then kills it (by pidfd: no sleeping poll loop).
 fn wait_until(pid: libc::pid_t, deadline: Instant) -> Waited {
     let mut status = 0;
-    // SAFETY: pidfd_open on our own child; the descriptor is owned below.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd >= 0 {
-        // SAFETY: a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    let pidfd = u32::try_from(pid).ok().map(crate::sys::exec::pidfd_open);
+    if let Some(Ok(fd)) = pidfd {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
         let mut fds = [libc::pollfd {
             fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
+        let ms = crate::sys::exec::poll_millis(left);
         // SAFETY: polls one descriptor we own.
         if unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) } == 0 {
             // SAFETY: kills and reaps our own child.

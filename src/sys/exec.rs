@@ -102,7 +102,8 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> io::Result<Waited> 
     }
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+/// A pidfd for our child `pid` (Linux 5.3+).
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -115,7 +116,7 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 }
 
 /// poll(2) timeout in whole milliseconds, rounded up so that it never wakes early.
-fn poll_millis(left: Duration) -> libc::c_int {
+pub(crate) fn poll_millis(left: Duration) -> libc::c_int {
     libc::c_int::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
 }
 

@@ -175,24 +175,33 @@ pub fn mount_private_instance(path: &Path) -> Result<(), NsError> {
     })
 }
 
-/// For use between fork and exec: new user + mount namespace with an empty binfmt_misc
-/// instance mounted at `binfmt_misc`. Only raw system calls; no allocation.
-pub fn enter_empty_instance_raw(binfmt_misc: &CStr) -> std::io::Result<()> {
+/// For use between fork and exec: unshares `flags` (which include `CLONE_NEWNS`) and makes
+/// every mount private, so that nothing mounted afterwards propagates back. Only raw system
+/// calls; no allocation.
+pub fn unshare_private_mounts_raw(flags: libc::c_int) -> std::io::Result<()> {
     // SAFETY: plain system calls with NUL-terminated arguments that outlive them.
     unsafe {
-        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
+        if libc::unshare(flags) != 0
+            || libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
         {
             return Err(std::io::Error::last_os_error());
         }
+    }
+    Ok(())
+}
+
+/// For use between fork and exec: new user + mount namespace with an empty binfmt_misc
+/// instance mounted at `binfmt_misc`. Only raw system calls; no allocation.
+pub fn enter_empty_instance_raw(binfmt_misc: &CStr) -> std::io::Result<()> {
+    unshare_private_mounts_raw(libc::CLONE_NEWUSER | libc::CLONE_NEWNS)?;
+    // SAFETY: plain system calls with NUL-terminated arguments that outlive them.
+    unsafe {
         if libc::mount(
             c"binfmt_misc".as_ptr(),
             binfmt_misc.as_ptr(),
