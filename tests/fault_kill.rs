@@ -101,15 +101,8 @@ fn check_each(dir: &Path, runs: &BTreeMap<String, Vec<(u32, i32, i32)>>, after: 
     for (label, r) in runs {
         for (n, _, rrc) in r {
             let tag = format!("{label}.{n}");
-            consistent(dir, &format!("{tag}.killed"));
-            assert!(
-                listed(dir, &format!("{tag}.killed")).contains("other-tool"),
-                "{tag}: the other tool's entry survives the kill"
-            );
-            let (_, state) = consistent(dir, &format!("{tag}.after"));
-            assert_eq!(pending(&state), 0, "{tag}: recovered: {state}");
+            fault::recovered(dir, &tag, &set(after));
             assert_eq!(*rrc, 0, "{tag}: the next command succeeds");
-            assert_eq!(listed(dir, &format!("{tag}.after")), set(after), "{tag}");
         }
     }
 }

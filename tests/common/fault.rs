@@ -149,6 +149,22 @@ pub fn pending(state: &Value) -> usize {
     state["pending"].as_array().map_or(0, Vec::len)
 }
 
+/// The checks after a kill at `tag`: when killed (`TAG.killed`), `status` agrees with the
+/// kernel and the other tool's entry survived; after recovery (`TAG.after`), `status`
+/// agrees, nothing is journaled and the kernel lists exactly `want`. Returns the recovered
+/// (status, state).
+pub fn recovered(dir: &Path, tag: &str, want: &BTreeSet<String>) -> (Value, Value) {
+    consistent(dir, &format!("{tag}.killed"));
+    assert!(
+        listed(dir, &format!("{tag}.killed")).contains("other-tool"),
+        "{tag}: the other tool's entry survives the kill"
+    );
+    let (status, state) = consistent(dir, &format!("{tag}.after"));
+    assert_eq!(pending(&state), 0, "{tag}: recovered: {state}");
+    assert_eq!(&listed(dir, &format!("{tag}.after")), want, "{tag}");
+    (status, state)
+}
+
 /// The call a run under `strace -o TAG.strace ... inject=...:signal=SIGKILL` was killed in:
 /// the last traced call that never returned.
 /// When other threads' calls interleave, strace splits the killed call into
