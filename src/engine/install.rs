@@ -104,6 +104,8 @@ pub(super) struct Txn<'a> {
 /// new record being written (started before the host is probed, committed after verifying).
 pub(super) struct Intent {
     pub before: crate::persist::desired::Recorded,
+    /// The record this change writes (`before` when it changes nothing).
+    record: crate::persist::desired::Recorded,
     pending: Option<crate::persist::state::PendingDesired>,
 }
 
@@ -114,6 +116,7 @@ impl Intent {
         if req.dry_run {
             return Ok(Intent {
                 before: Default::default(),
+                record: Default::default(),
                 pending: None,
             });
         }
@@ -125,7 +128,11 @@ impl Intent {
         let pending = (record != before)
             .then(|| ctx.state.stage_desired(&record))
             .transpose()?;
-        Ok(Intent { before, pending })
+        Ok(Intent {
+            before,
+            record,
+            pending,
+        })
     }
 }
 
@@ -351,22 +358,21 @@ impl Txn<'_> {
     /// of it left in the kernel: before the first registration, nothing was done; after
     /// it, every registration of this run is undone.
     fn run(&mut self) -> Result<(), OpsError> {
-        let record_before = self.intent.before.clone();
         let on_disk = match self.journal() {
             Ok(saved) => saved,
-            Err(e) => return Err(self.abort(e, &record_before, false)),
+            Err(e) => return Err(self.abort(e, false)),
         };
         // No save between the steps: until the final one, the journal saved above says
         // what to undo, and undoing is idempotent.
         self.apply_all();
         if let Err(e) = self.verify() {
-            return Err(self.abort(e, &record_before, true));
+            return Err(self.abort(e, true));
         }
         // Nothing durable (binfmt.d files, the committed journal) before the intent is.
         let committed = self.intent.pending.take().map(|p| p.commit()).transpose();
         let syncing = match committed {
             Ok(syncing) => syncing,
-            Err(e) => return Err(self.abort(e.into(), &record_before, true)),
+            Err(e) => return Err(self.abort(e.into(), true)),
         };
         self.persist();
         self.settle_foreign();
@@ -384,19 +390,19 @@ impl Txn<'_> {
             .and_then(|()| Ok(syncing.map(|s| s.wait()).transpose()?));
         if let Err(e) = synced {
             self.state.pending = journal;
-            return Err(self.abort(e, &record_before, true));
+            return Err(self.abort(e, true));
         }
         if self.req.origin == Origin::Request {
-            let mut record = self.ctx.state.load_desired()?;
-            let before = record.clone();
+            // What is on disk now: this change's record (the state lock is held).
+            let mut record = self.intent.record.clone();
             desired::settle_install(
                 &mut record,
-                &record_before,
+                &self.intent.before,
                 &self.ctx.catalog,
                 self.req,
                 &self.results,
             );
-            if record != before {
+            if record != self.intent.record {
                 self.ctx.state.save_desired(&record)?;
             }
         }
@@ -434,12 +440,7 @@ impl Txn<'_> {
     /// Ends a run that cannot finish: undoes every registration it journaled (when it
     /// `applied` them), deletes the binfmt.d files it wrote, and puts the desired state back
     /// (best effort: the journal on disk, if any, still tells the next run what to undo).
-    fn abort(
-        &mut self,
-        err: OpsError,
-        record_before: &crate::persist::desired::Recorded,
-        applied: bool,
-    ) -> OpsError {
+    fn abort(&mut self, err: OpsError, applied: bool) -> OpsError {
         let kernel = self.ctx.kernel.as_ref();
         let mut undone = Vec::new();
         let mut problems = Vec::new();
@@ -462,8 +463,12 @@ impl Txn<'_> {
             }
         }
         if self.req.origin == Origin::Request
-            && self.ctx.state.load_desired().ok().as_ref() != Some(record_before)
-            && self.ctx.state.put_back_desired(record_before).is_err()
+            && self.ctx.state.load_desired().ok().as_ref() != Some(&self.intent.before)
+            && self
+                .ctx
+                .state
+                .put_back_desired(&self.intent.before)
+                .is_err()
         {
             problems.push("the desired state (desired.toml) could not be put back either".into());
         }
