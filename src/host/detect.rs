@@ -173,6 +173,24 @@ fn family_guess(catalog: &Catalog, host_arch: &str) -> Vec<String> {
     v
 }
 
+/// The ISAs worth probing to learn what this machine runs natively: those of its QEMU
+/// family that have a probe (pure). The kernel's ELF loader takes only its own `e_machine`
+/// and the compat ones of the same family (e.g. i386 on x86-64, AArch32 on arm64), so a
+/// probe from another family can only fail; running it would cost an exec, and on kernels
+/// with modules a `request_module("binfmt-464c")` as well. On a machine QEMU does not name,
+/// every probe runs.
+pub fn native_candidates(catalog: &Catalog, machine: &str, with_probe: &[String]) -> Vec<String> {
+    let Some(arch) = qemu_arch_of_uname(machine) else {
+        return with_probe.to_vec();
+    };
+    let family = family_guess(catalog, arch);
+    with_probe
+        .iter()
+        .filter(|a| family.contains(a))
+        .cloned()
+        .collect()
+}
+
 /// Decides everything `binfmtd host` reports from gathered facts.
 pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
     let qemu = qemu_arch_of_uname(&facts.machine).map(str::to_string);
@@ -377,6 +395,50 @@ mod tests {
         assert_eq!(r.native, ["i386", "i486", "x86_64"]);
         assert!(!r.kernel.private_instances);
         assert_eq!(r.x86_64_level, Some(1));
+    }
+
+    #[test]
+    fn native_candidates_are_the_machines_family() {
+        let c = Catalog::embedded().unwrap();
+        let all: Vec<String> = crate::probe::supported_arches()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        // (uname -m, the probes worth running)
+        let table: [(&str, &[&str]); 12] = [
+            ("x86_64", &["i386", "i486", "x86_64"]),
+            ("i686", &["i386", "i486", "x86_64"]),
+            ("aarch64", &["arm", "aarch64"]),
+            ("armv7l", &["arm", "aarch64"]),
+            ("aarch64_be", &["armeb", "aarch64_be"]),
+            ("ppc64le", &["ppc64le"]),
+            ("ppc64", &["ppc", "ppc64"]),
+            ("riscv64", &["riscv32", "riscv64"]),
+            ("s390x", &["s390x"]),
+            ("loongarch64", &["loongarch64"]),
+            (
+                "mips64",
+                &[
+                    "mips",
+                    "mipsel",
+                    "mipsn32",
+                    "mipsn32el",
+                    "mips64",
+                    "mips64el",
+                ],
+            ),
+            ("sparc64", &["sparc", "sparc32plus", "sparc64"]),
+        ];
+        for (machine, want) in table {
+            assert_eq!(native_candidates(&c, machine, &all), want, "{machine}");
+        }
+        // A machine QEMU does not name: every probe runs.
+        assert_eq!(native_candidates(&c, "weird", &all), all);
+        // Only arches that have a probe are ever returned.
+        assert_eq!(
+            native_candidates(&c, "x86_64", &["x86_64".to_string()]),
+            ["x86_64"]
+        );
     }
 
     #[test]

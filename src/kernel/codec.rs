@@ -88,7 +88,14 @@ fn check_text(name: &str, field: &'static str, value: &str) -> Result<(), Encode
 
 /// Writes bytes as `\xHH` escapes, the only form that survives every delimiter.
 pub fn escape_bytes(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("\\x{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 4);
+    for b in bytes {
+        out.push_str("\\x");
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Parses `\xHH` escapes mixed with literal characters, as the kernel does.

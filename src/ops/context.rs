@@ -56,8 +56,17 @@ impl Context {
         })
     }
 
-    /// The QEMU arch names that have a probe, to test natively.
+    /// The QEMU arch names to test natively: those that have a probe and that this
+    /// machine's kernel could load at all ([`host::detect::native_candidates`]).
     pub fn probe_arches(&self) -> Vec<String> {
+        let machine = nix::sys::utsname::uname()
+            .map(|u| u.machine().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        host::detect::native_candidates(&self.catalog, &machine, &self.arches_with_probe())
+    }
+
+    /// The QEMU arch names of the catalog that have a probe.
+    fn arches_with_probe(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .catalog
             .handlers
