@@ -46,13 +46,57 @@ fn executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Tests candidate paths for an executable file, opening each directory once: a directory
+/// that does not exist costs one failed open for all its candidates, and every other test
+/// is a one-name lookup relative to it (a long `$PATH` times many handlers otherwise walks
+/// every directory's path again for every name).
+#[derive(Default)]
+struct DirLookup {
+    dirs: Vec<(PathBuf, Option<std::os::fd::OwnedFd>)>,
+}
+
+impl DirLookup {
+    fn executable(&mut self, p: &Path) -> bool {
+        let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+            return executable(p);
+        };
+        let at = match self.dirs.iter().position(|(d, _)| d == dir) {
+            Some(i) => i,
+            None => {
+                self.dirs.push((dir.to_path_buf(), open_dir(dir)));
+                self.dirs.len() - 1
+            }
+        };
+        let Some(fd) = &self.dirs[at].1 else {
+            return false;
+        };
+        nix::sys::stat::fstatat(fd, name, nix::fcntl::AtFlags::empty())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o111 != 0)
+    }
+}
+
+/// A directory opened only to look names up in it (`O_PATH`); None when it cannot be.
+fn open_dir(dir: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)
+        .ok()
+        .map(std::os::fd::OwnedFd::from)
+}
+
+/// How much of a file [`is_static`] reads first.
+const HEAD: usize = 4096;
+
 /// True when the ELF file has no PT_INTERP program header (static or static-pie).
 pub fn is_static(path: &Path) -> Option<bool> {
     use object::read::elf::{FileHeader, ProgramHeader};
-    // The program headers sit near the start; read 64 KiB, not a 5 MiB emulator.
-    let mut head = Vec::with_capacity(65536);
+    // The program headers sit near the start: read one page, not a 5 MiB emulator (the
+    // whole file only when they do not fit in it).
+    let mut head = Vec::with_capacity(HEAD);
     std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::open(path).ok()?, 65536),
+        &mut std::io::Read::take(std::fs::File::open(path).ok()?, HEAD as u64),
         &mut head,
     )
     .ok()?;
@@ -110,9 +154,18 @@ pub fn search_path() -> Vec<PathBuf> {
 
 /// Finds the first existing candidate for a handler.
 pub fn locate(h: &Handler, search: &[PathBuf], preserve_argv0: bool) -> Result<PathBuf, Missing> {
+    locate_with(h, search, preserve_argv0, &mut DirLookup::default())
+}
+
+fn locate_with(
+    h: &Handler,
+    search: &[PathBuf],
+    preserve_argv0: bool,
+    lookup: &mut DirLookup,
+) -> Result<PathBuf, Missing> {
     candidates(h, search, preserve_argv0)
         .into_iter()
-        .find(|p| executable(p))
+        .find(|p| lookup.executable(p))
         .ok_or_else(|| Missing {
             handler: h.name.clone(),
             tried: h.interpreters.clone(),
@@ -210,8 +263,9 @@ pub fn discover_many(
 ) -> Discovered {
     let mut out = BTreeMap::new();
     let mut todo = Vec::new();
+    let mut lookup = DirLookup::default();
     for h in handlers {
-        match locate(h, search, preserve_argv0) {
+        match locate_with(h, search, preserve_argv0, &mut lookup) {
             Err(m) => {
                 out.insert(h.name.clone(), Err(m));
             }
@@ -281,6 +335,39 @@ mod tests {
             Some((7, 2))
         );
         assert_eq!(qemu_version("nonsense"), None);
+    }
+
+    #[test]
+    fn lookups_relative_to_each_directory_agree_with_full_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        script(&d.join("exe"), "true");
+        std::fs::write(d.join("plain"), "x").unwrap();
+        std::fs::create_dir(d.join("subdir")).unwrap();
+        std::fs::set_permissions(d.join("subdir"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(d.join("exe"), d.join("link")).unwrap();
+        std::os::unix::fs::symlink(d.join("gone"), d.join("dangling")).unwrap();
+        // (path, an executable file there)
+        let table = [
+            (d.join("exe"), true),
+            (d.join("link"), true),
+            (d.join("plain"), false),
+            (d.join("subdir"), false),
+            (d.join("dangling"), false),
+            (d.join("missing"), false),
+            (d.join("no-such-dir/exe"), false),
+            (d.join("plain/exe"), false),
+            (PathBuf::from("/"), false),
+        ];
+        let mut lookup = DirLookup::default();
+        for (path, want) in &table {
+            assert_eq!(lookup.executable(path), *want, "{}", path.display());
+            assert_eq!(executable(path), *want, "{}", path.display());
+        }
+        // Asked again, from the directories already open: the same answers.
+        for (path, want) in &table {
+            assert_eq!(lookup.executable(path), *want, "{}", path.display());
+        }
     }
 
     /// Writes an executable shell script.

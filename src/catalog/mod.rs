@@ -2,55 +2,13 @@
 
 pub mod banner;
 pub mod discover;
+mod handler;
+
+pub use handler::{Handler, Translator};
 
 use crate::model::{Flags, Matcher, Rule};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Which program family translates the foreign code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Translator {
-    Qemu,
-    Rosetta,
-    Fex,
-    Box64,
-}
-
-/// One handler definition, as written in an `interpreters/NAME.toml` file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Handler {
-    /// Entry name registered in binfmt_misc, e.g. `qemu-aarch64`.
-    pub name: String,
-    pub translator: Translator,
-    /// QEMU's name for the ISA this handler runs, e.g. `aarch64`, `arm`, `x86_64`.
-    pub arch: String,
-    /// QEMU's family: ISAs a CPU of the family may run natively.
-    pub family: String,
-    /// OCI platforms served, e.g. `linux/arm64`.
-    #[serde(default)]
-    pub platforms: Vec<String>,
-    /// Other names users type: uname, Debian and Go architecture names.
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    #[serde(default)]
-    pub offset: usize,
-    /// `\xHH`-escaped magic bytes, as in QEMU's table.
-    pub magic: String,
-    /// `\xHH`-escaped mask, same length as the magic.
-    #[serde(default)]
-    pub mask: Option<String>,
-    /// Candidate interpreters: bare names are looked up in `$PATH` and standard directories.
-    pub interpreters: Vec<String>,
-    /// Default flags, e.g. `F`.
-    #[serde(default)]
-    pub flags: String,
-    /// Free-form remark shown by `status`.
-    #[serde(default)]
-    pub description: String,
-}
 
 /// A catalog file that cannot be used; says which file and why.
 #[derive(Debug, thiserror::Error)]
@@ -260,11 +218,11 @@ pub enum SelectError {
 }
 
 impl Catalog {
-    /// The embedded catalog only.
+    /// The embedded catalog only: the handler files as the build script parsed them (a
+    /// test checks that each passes [`Handler::from_toml`] and gives the same value).
     pub fn embedded() -> Result<Self, CatalogError> {
         let mut c = Catalog::default();
-        for (file, text) in EMBEDDED_HANDLERS {
-            let h = Handler::from_toml(file, text)?;
+        for (_, h) in embedded_handlers() {
             c.handlers.insert(h.name.clone(), h);
         }
         Ok(c)
@@ -275,6 +233,7 @@ impl Catalog {
     pub fn load(dropin_dir: Option<&Path>) -> Result<Self, CatalogError> {
         let mut c = Self::embedded()?;
         let Some(dir) = dropin_dir else { return Ok(c) };
+        let embedded = embedded_handlers();
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(c),
@@ -299,10 +258,8 @@ impl Catalog {
             // A drop-in replaces the embedded file of the same file name (whatever handler
             // that file defined), and any handler of the same name.
             if let Some(stem) = path.file_name().and_then(|n| n.to_str()) {
-                if let Some((_, text)) = EMBEDDED_HANDLERS.iter().find(|(f, _)| *f == stem) {
-                    if let Ok(old) = Handler::from_toml(stem, text) {
-                        c.handlers.remove(&old.name);
-                    }
+                if let Some((_, old)) = embedded.iter().find(|(f, _)| *f == stem) {
+                    c.handlers.remove(&old.name);
                 }
             }
             c.handlers.insert(h.name.clone(), h);
@@ -377,6 +334,17 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_build_script_parsed_every_handler_file_as_from_toml_does() {
+        let built = embedded_handlers();
+        assert_eq!(built.len(), EMBEDDED_HANDLERS.len());
+        for ((file, text), (built_file, built)) in EMBEDDED_HANDLERS.iter().zip(built) {
+            assert_eq!(file, &built_file);
+            let parsed = Handler::from_toml(file, text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(parsed, built, "{file}");
+        }
+    }
 
     #[test]
     fn embedded_catalog_is_valid_and_complete() {
