@@ -1,13 +1,13 @@
-//! Runs many probes with one set-up: a single helper process enters the empty private
-//! instance or the chroot once, then starts every probe with `posix_spawn` (a plain
-//! execve: no shell fallback on ENOEXEC), so each probe costs one exec and nothing more.
+//! Runs many probes with one set-up per helper: a helper per core enters the empty private
+//! instance or the chroot once, then takes probes from one shared queue and starts each with
+//! `posix_spawn` (a plain execve: no shell fallback on ENOEXEC), one at a time.
 
 use super::channel::{
     collect, exec_failed, fill, report, KIND_EXITED, KIND_SETUP_FAILED, KIND_SPAWN_FAILED,
 };
 use super::run::{ProbeOutcome, PROBE_EXIT_CODE};
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
@@ -77,16 +77,17 @@ fn run_staged(
     let todo: Vec<usize> = (0..arches.len())
         .filter(|i| outcomes[*i].is_none())
         .collect();
-    let (parts, setup_failed) = in_parallel(arches, &todo, dir.path(), setup, staging, timeout);
+    let setup_failed = in_parallel(
+        arches,
+        &todo,
+        dir.path(),
+        setup,
+        staging,
+        timeout,
+        &mut outcomes,
+    );
     if setup_failed && staging == Staging::PrivateTmpfs {
         return None;
-    }
-    for part in parts {
-        for (i, o) in part.into_iter().enumerate() {
-            if o.is_some() {
-                outcomes[i] = o;
-            }
-        }
     }
     Some(
         arches
@@ -97,8 +98,9 @@ fn run_staged(
     )
 }
 
-/// One helper per core, each with its share of the probes: within a helper, each probe's
-/// exec (or its ENOEXEC) waits for the one before.
+/// One helper per core, each running one probe at a time and taking the next from one
+/// shared queue as soon as its last one ended: the cores stay busy to the last probe,
+/// whichever probes are slow. Returns true when a helper's set-up failed.
 fn in_parallel(
     arches: &[String],
     todo: &[usize],
@@ -106,40 +108,16 @@ fn in_parallel(
     setup: Setup,
     staging: Staging,
     timeout: Duration,
-) -> (Vec<Vec<Option<ProbeOutcome>>>, bool) {
+    outcomes: &mut [Option<ProbeOutcome>],
+) -> bool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let helpers = cores.min(todo.len());
-    let groups: Vec<Vec<usize>> = (0..helpers)
-        .map(|h| todo.iter().copied().skip(h).step_by(helpers).collect())
-        .collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = groups
-            .iter()
-            .map(|group| {
-                s.spawn(move || {
-                    let mut out = vec![None; arches.len()];
-                    let setup_failed = match Plan::new(arches, group, dir, setup, staging) {
-                        Ok(plan) => plan.execute(timeout, &mut out),
-                        Err(e) => {
-                            fill(&mut out, group, exec_failed(&e));
-                            false
-                        }
-                    };
-                    (out, setup_failed)
-                })
-            })
-            .collect();
-        let mut failed = false;
-        let parts = handles
-            .into_iter()
-            .filter_map(|h| h.join().ok())
-            .map(|(out, setup_failed)| {
-                failed |= setup_failed;
-                out
-            })
-            .collect();
-        (parts, failed)
-    })
+    match Plan::new(arches, todo, dir, setup, staging) {
+        Ok(plan) => plan.execute(cores.min(todo.len()), timeout, outcomes),
+        Err(e) => {
+            fill(outcomes, todo, exec_failed(&e));
+            false
+        }
+    }
 }
 
 /// Makes one fresh directory and, when staging files, writes every probe (`probe-ARCH`)
@@ -236,34 +214,67 @@ impl Plan {
         })
     }
 
-    /// Forks the helper, reads its records until all are in or the time is up; true when
-    /// the helper's set-up failed.
-    fn execute(self, timeout: Duration, outcomes: &mut [Option<ProbeOutcome>]) -> bool {
+    /// Queues every probe, forks the helpers, reads their records until all are in or the
+    /// time is up; true when a helper's set-up failed.
+    fn execute(
+        self,
+        helpers: usize,
+        timeout: Duration,
+        outcomes: &mut [Option<ProbeOutcome>],
+    ) -> bool {
+        let failed = |outcomes: &mut [Option<ProbeOutcome>], e: std::io::Error| {
+            fill(outcomes, &self.todo, exec_failed(&e));
+            false
+        };
+        let (jobs, queue) = match self.queue() {
+            Ok(q) => q,
+            Err(e) => return failed(outcomes, e),
+        };
         let (read, write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(p) => p,
-            Err(e) => {
-                fill(outcomes, &self.todo, exec_failed(&e.into()));
-                return false;
-            }
+            Err(e) => return failed(outcomes, e.into()),
         };
-        let mut pids: Vec<libc::pid_t> = vec![0; self.paths.len()];
-        // SAFETY: the child only makes system calls on data prepared above, then _exits.
-        let helper = unsafe { libc::fork() };
-        if helper < 0 {
-            let e = std::io::Error::last_os_error();
-            fill(outcomes, &self.todo, exec_failed(&e));
-            return false;
-        }
-        if helper == 0 {
-            drop(read);
-            self.helper(write.as_raw_fd(), &mut pids);
+        drop(queue);
+        let mut pids = Vec::new();
+        let mut fork_error = None;
+        for _ in 0..helpers.max(1) {
+            // SAFETY: the child only makes system calls on data prepared above, then _exits.
+            let helper = unsafe { libc::fork() };
+            if helper < 0 {
+                fork_error = Some(std::io::Error::last_os_error());
+                break;
+            }
+            if helper == 0 {
+                drop(read);
+                self.helper(jobs.as_raw_fd(), write.as_raw_fd());
+            }
+            pids.push(helper);
         }
         drop(write);
-        collect(read, helper, timeout, &self.todo, outcomes)
+        drop(jobs);
+        match fork_error {
+            // Those that started take every probe from the queue.
+            Some(e) if pids.is_empty() => failed(outcomes, e),
+            _ => collect(read, &pids, timeout, &self.todo, outcomes),
+        }
     }
 
-    /// In the helper: set up once, start every probe, report each as it ends.
-    fn helper(&self, out: libc::c_int, pids: &mut [libc::pid_t]) -> ! {
+    /// The queue of probe indices, all written before any helper starts; the write end is
+    /// returned to be closed before forking, so that each helper sees the queue's end.
+    fn queue(&self) -> std::io::Result<(OwnedFd, std::fs::File)> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let bytes: Vec<u8> = (0..self.paths.len())
+            .flat_map(|k| u32::try_from(k).unwrap_or(u32::MAX).to_ne_bytes())
+            .collect();
+        // A few bytes per probe: far below a pipe's capacity, so this never blocks.
+        let mut write = std::fs::File::from(write);
+        std::io::Write::write_all(&mut write, &bytes)?;
+        Ok((read, write))
+    }
+
+    /// In a helper: set up once, then take probes from the queue one at a time, run each
+    /// and report it as it ends, until the queue is empty.
+    fn helper(&self, jobs: libc::c_int, out: libc::c_int) -> ! {
         // SAFETY: only async-signal-safe system calls follow, on data prepared before fork.
         unsafe {
             libc::setpgid(0, 0);
@@ -280,16 +291,12 @@ impl Plan {
                 );
                 libc::_exit(1);
             }
-            let argv0 = [std::ptr::null_mut::<libc::c_char>(); 2];
+            let mut argv = [std::ptr::null_mut::<libc::c_char>(); 2];
             let envp = [std::ptr::null_mut::<libc::c_char>(); 1];
-            let mut running = 0;
-            for (k, path) in self.paths.iter().enumerate() {
-                // A few at a time: many emulators starting at once on few cores only
-                // contend for memory (page-fault and LRU locks) and finish later.
-                if running >= IN_FLIGHT {
-                    running -= reap_one(out, pids);
-                }
-                let mut argv = argv0;
+            while let Some(k) = next_job(jobs) {
+                let Some(path) = self.paths.get(k) else {
+                    continue;
+                };
                 argv[0] = path.as_ptr().cast_mut();
                 let mut pid: libc::pid_t = 0;
                 let rc = libc::posix_spawn(
@@ -300,14 +307,11 @@ impl Plan {
                     argv.as_ptr(),
                     envp.as_ptr(),
                 );
-                if rc != 0 {
-                    report(out, k, KIND_SPAWN_FAILED, rc);
-                } else {
-                    pids[k] = pid;
-                    running += 1;
+                match rc {
+                    0 => report(out, k, KIND_EXITED, wait_for(pid)),
+                    _ => report(out, k, KIND_SPAWN_FAILED, rc),
                 }
             }
-            while reap_one(out, pids) == 1 {}
             libc::_exit(0);
         }
     }
@@ -388,22 +392,43 @@ unsafe fn write_program(path: &std::ffi::CStr, bytes: &[u8]) -> std::io::Result<
     Ok(())
 }
 
-/// Probes one helper runs at once.
-const IN_FLIGHT: usize = 2;
+/// In a helper: the next probe index from the queue; None at its end.
+///
+/// # Safety
+/// Plain system calls on a descriptor the helper holds.
+unsafe fn next_job(jobs: libc::c_int) -> Option<usize> {
+    let mut word = [0u8; 4];
+    loop {
+        // SAFETY: reads into a stack buffer; writes of whole words are atomic on a pipe and
+        // every reader reads whole words, so each index goes to exactly one helper.
+        let n = unsafe { libc::read(jobs, word.as_mut_ptr().cast(), word.len()) };
+        if n == 4 {
+            return usize::try_from(u32::from_ne_bytes(word)).ok();
+        }
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
 
-/// Waits for any probe of this helper and reports it; 0 when none is left.
-unsafe fn reap_one(out: libc::c_int, pids: &[libc::pid_t]) -> usize {
+/// In a helper: waits for its probe and returns its wait status.
+///
+/// # Safety
+/// Waits for a child of this (single-threaded) helper.
+unsafe fn wait_for(pid: libc::pid_t) -> libc::c_int {
     let mut status: libc::c_int = 0;
-    // SAFETY: waits for a child of this (single-threaded) helper.
-    let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-    if pid < 0 {
-        return 0;
+    loop {
+        // SAFETY: as above.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return status;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            // Not ours to wait for any more: report it as killed.
+            return libc::SIGKILL;
+        }
     }
-    if let Some(k) = pids.iter().position(|p| *p == pid) {
-        // SAFETY: as in report.
-        unsafe { report(out, k, KIND_EXITED, status) };
-    }
-    1
 }
 
 #[cfg(test)]

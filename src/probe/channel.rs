@@ -28,11 +28,11 @@ pub fn exec_failed(e: &std::io::Error) -> ProbeOutcome {
     }
 }
 
-/// In the parent: reads records until the helper is done or the deadline passes (then
-/// the helper's process group — the helper and every probe — is killed).
+/// In the parent: reads records until the helpers are done or the deadline passes (then
+/// each helper's process group — the helper and its probes — is killed).
 pub fn collect(
     read: OwnedFd,
-    helper: libc::pid_t,
+    helpers: &[libc::pid_t],
     timeout: Duration,
     todo: &[usize],
     outcomes: &mut [Option<ProbeOutcome>],
@@ -44,9 +44,11 @@ pub fn collect(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || !readable(&file, left) {
-            // SAFETY: signals the helper's own process group, then reaps the helper.
-            unsafe {
-                libc::kill(-helper, libc::SIGKILL);
+            for helper in helpers {
+                // SAFETY: signals a helper's own process group; it is reaped below.
+                unsafe {
+                    libc::kill(-helper, libc::SIGKILL);
+                }
             }
             fill(
                 outcomes,
@@ -62,10 +64,12 @@ pub fn collect(
             Err(_) => break,
         }
     }
-    let mut status = 0;
-    // SAFETY: reaps our own child.
-    unsafe {
-        libc::waitpid(helper, &mut status, 0);
+    for helper in helpers {
+        let mut status = 0;
+        // SAFETY: reaps our own child.
+        unsafe {
+            libc::waitpid(*helper, &mut status, 0);
+        }
     }
     let lost = ProbeOutcome::ExecFailed {
         errno: libc::ECHILD,

@@ -220,7 +220,7 @@ fn execute(
         unsafe { helper_main(&mut sweep, &mut stack, &instance, write.as_raw_fd()) };
     }
     drop(write);
-    channel::collect(read, helper, timeout, todo, outcomes);
+    channel::collect(read, &[helper], timeout, todo, outcomes);
 }
 
 /// In the helper: enter an empty private instance, sweep, report each answer on the pipe.
