@@ -174,11 +174,12 @@ fn family_guess(catalog: &Catalog, host_arch: &str) -> Vec<String> {
 }
 
 /// The ISAs worth probing to learn what this machine runs natively: those of its QEMU
-/// family that have a probe (pure). The kernel's ELF loader takes only its own `e_machine`
-/// and the compat ones of the same family (e.g. i386 on x86-64, AArch32 on arm64), so a
-/// probe from another family can only fail; running it would cost an exec, and on kernels
-/// with modules a `request_module("binfmt-464c")` as well. On a machine QEMU does not name,
-/// every probe runs.
+/// family that have a probe, but its own (native by definition, see [`detect`]) (pure). The
+/// kernel's ELF loader takes only its own `e_machine` and the compat ones of the same
+/// family (e.g. i386 on x86-64, AArch32 on arm64), so a probe from another family can only
+/// fail; running it would cost an exec, and on kernels with modules a
+/// `request_module("binfmt-464c")` as well. On a machine QEMU does not name, every probe
+/// runs.
 pub fn native_candidates(catalog: &Catalog, machine: &str, with_probe: &[String]) -> Vec<String> {
     let Some(arch) = qemu_arch_of_uname(machine) else {
         return with_probe.to_vec();
@@ -186,7 +187,7 @@ pub fn native_candidates(catalog: &Catalog, machine: &str, with_probe: &[String]
     let family = family_guess(catalog, arch);
     with_probe
         .iter()
-        .filter(|a| family.contains(a))
+        .filter(|a| *a != arch && family.contains(a))
         .cloned()
         .collect()
 }
@@ -406,28 +407,21 @@ mod tests {
             .collect();
         // (uname -m, the probes worth running)
         let table: [(&str, &[&str]); 12] = [
-            ("x86_64", &["i386", "i486", "x86_64"]),
-            ("i686", &["i386", "i486", "x86_64"]),
-            ("aarch64", &["arm", "aarch64"]),
-            ("armv7l", &["arm", "aarch64"]),
-            ("aarch64_be", &["armeb", "aarch64_be"]),
-            ("ppc64le", &["ppc64le"]),
-            ("ppc64", &["ppc", "ppc64"]),
-            ("riscv64", &["riscv32", "riscv64"]),
-            ("s390x", &["s390x"]),
-            ("loongarch64", &["loongarch64"]),
+            ("x86_64", &["i386", "i486"]),
+            ("i686", &["i486", "x86_64"]),
+            ("aarch64", &["arm"]),
+            ("armv7l", &["aarch64"]),
+            ("aarch64_be", &["armeb"]),
+            ("ppc64le", &[]),
+            ("ppc64", &["ppc"]),
+            ("riscv64", &["riscv32"]),
+            ("s390x", &[]),
+            ("loongarch64", &[]),
             (
                 "mips64",
-                &[
-                    "mips",
-                    "mipsel",
-                    "mipsn32",
-                    "mipsn32el",
-                    "mips64",
-                    "mips64el",
-                ],
+                &["mips", "mipsel", "mipsn32", "mipsn32el", "mips64el"],
             ),
-            ("sparc64", &["sparc", "sparc32plus", "sparc64"]),
+            ("sparc64", &["sparc", "sparc32plus"]),
         ];
         for (machine, want) in table {
             assert_eq!(native_candidates(&c, machine, &all), want, "{machine}");
@@ -436,8 +430,8 @@ mod tests {
         assert_eq!(native_candidates(&c, "weird", &all), all);
         // Only arches that have a probe are ever returned.
         assert_eq!(
-            native_candidates(&c, "x86_64", &["x86_64".to_string()]),
-            ["x86_64"]
+            native_candidates(&c, "x86_64", &["i386".to_string()]),
+            ["i386"]
         );
     }
 

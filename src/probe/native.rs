@@ -14,6 +14,9 @@ pub enum NativeProbeError {
 
 /// Runs every arch's probe in an empty private instance: (arch, runs natively).
 pub fn run_native_probes(arches: &[String]) -> Result<Vec<(String, bool)>, NativeProbeError> {
+    if arches.is_empty() {
+        return Ok(Vec::new());
+    }
     crate::sys::ns::check_private_instance()
         .map_err(|e| NativeProbeError::NoPrivateInstance(e.to_string()))?;
     let outcomes = sweep::run(arches, Place::EmptyInstance, Duration::from_secs(5));

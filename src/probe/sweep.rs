@@ -39,6 +39,12 @@ pub fn run(arches: &[String], place: Place, timeout: Duration) -> Vec<(String, P
     let todo: Vec<usize> = (0..arches.len())
         .filter(|i| programs[*i].is_some())
         .collect();
+    if todo.is_empty() {
+        return arches
+            .iter()
+            .map(|a| (a.clone(), ProbeOutcome::NoProbe))
+            .collect();
+    }
     let bytes: Vec<&[u8]> = todo
         .iter()
         .filter_map(|i| programs[*i].as_deref())
