@@ -39,7 +39,12 @@ mod tests {
             let text = std::fs::read_to_string(dir.path().join("man").join(page)).unwrap();
             assert!(text.contains(".TH"), "{page}");
         }
+        // A subcommand's own options are there too (they are built only when needed).
+        let install =
+            std::fs::read_to_string(dir.path().join("man").join("binfmtd-install.1")).unwrap();
+        assert!(install.contains("no\\-verify"), "{install}");
         let bash = std::fs::read_to_string(dir.path().join("completions/binfmtd.bash")).unwrap();
         assert!(bash.contains("install"));
+        assert!(bash.contains("--no-verify"));
     }
 }

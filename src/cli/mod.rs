@@ -73,7 +73,10 @@ impl Global {
     }
 }
 
+// Each subcommand's arguments are built only when it runs (or its help is asked for):
+// building all of them on every start cost about a third of argument parsing.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Show the host ISA, natively runnable ISAs, kernel, page size, binfmt_misc and Rosetta.
     Host,
