@@ -159,10 +159,10 @@ pub(super) fn install_locked(
     ctx: &Context,
     req: &InstallRequest,
 ) -> Result<InstallReport, OpsError> {
-    // The admin's intent is written first; its fsync runs while the host is probed.
-    let intent = Intent::start(ctx, req)?;
     let mut cache = ctx.cache();
-    let (host, discovered) = host_and_interpreters(ctx, req, &mut cache);
+    // The admin's intent is written before the host is probed; its fsync runs meanwhile.
+    let (intent, host, discovered) =
+        host_and_interpreters(ctx, req, &mut cache, || Intent::start(ctx, req))?;
     let interpreters = discovered.found;
     // Versions are only shown: read on their own thread while the change proceeds.
     let unversioned = discovered.unversioned;
@@ -268,14 +268,16 @@ fn lost_warning(
 /// Discovers interpreters and plans every candidate handler (no kernel writes).
 type Found = BTreeMap<String, Result<discover::Interpreter, discover::Missing>>;
 
-/// Probes the host and, at the same time on another thread, finds the interpreters of every
-/// handler the request could use (for either answer about Rosetta; native ones are found
-/// too and then skipped): neither waits for the other.
-fn host_and_interpreters(
+/// Starts finding the interpreters of every handler the request could use on another thread
+/// (for either answer about Rosetta; native ones are found too and then skipped), then runs
+/// `first` and probes the host on this one: neither waits for the other. Nothing is probed
+/// when `first` fails.
+fn host_and_interpreters<T>(
     ctx: &Context,
     req: &InstallRequest,
     cache: &mut Cache,
-) -> (crate::host::HostReport, discover::Discovered) {
+    first: impl FnOnce() -> Result<T, OpsError>,
+) -> Result<(T, crate::host::HostReport, discover::Discovered), OpsError> {
     let policy = &req.options.policy;
     let preserve =
         policy.preserve_argv0.unwrap_or(false) || policy.flags.is_some_and(|f| f.preserve_argv0);
@@ -293,8 +295,9 @@ fn host_and_interpreters(
             let search = discover::search_path();
             discover::discover_many(&wanted, &search, preserve, Some(&known))
         });
-        let host = ctx.host_with(cache, true);
-        (host, found.join().unwrap_or_default())
+        let done = first().map(|t| (t, ctx.host_with(cache, true)));
+        let found = found.join().unwrap_or_default();
+        done.map(|(t, host)| (t, host, found))
     })
 }
 
