@@ -173,23 +173,60 @@ fn family_guess(catalog: &Catalog, host_arch: &str) -> Vec<String> {
     v
 }
 
-/// The ISAs worth probing to learn what this machine runs natively: those of its QEMU
-/// family that have a probe, but its own (native by definition, see [`detect`]) (pure). The
-/// kernel's ELF loader takes only its own `e_machine` and the compat ones of the same
-/// family (e.g. i386 on x86-64, AArch32 on arm64), so a probe from another family can only
-/// fail; running it would cost an exec, and on kernels with modules a
-/// `request_module("binfmt-464c")` as well. On a machine QEMU does not name, every probe
-/// runs.
+/// ISAs whose native answer is another's (ISA, stand-in): Linux's ELF loader checks them
+/// together, so one probe answers both. x86's `elf_check_arch_ia32` accepts `EM_386` and
+/// `EM_486` alike.
+const SAME_LOADER_CHECK: [(&str, &str); 1] = [("i486", "i386")];
+
+/// The ISAs worth probing to learn what this machine runs natively (pure): those of its QEMU
+/// family that have a probe, but its own (native by definition, see [`detect`]) and those
+/// whose stand-in ([`SAME_LOADER_CHECK`]) is probed. The kernel's ELF loader takes only its
+/// own `e_machine` and the compat ones of the same family (e.g. i386 on x86-64, AArch32 on
+/// arm64), so a probe from another family can only fail; running it would cost an exec, and
+/// on kernels with modules a `request_module("binfmt-464c")` as well. On a machine QEMU
+/// does not name, every probe runs.
 pub fn native_candidates(catalog: &Catalog, machine: &str, with_probe: &[String]) -> Vec<String> {
     let Some(arch) = qemu_arch_of_uname(machine) else {
         return with_probe.to_vec();
     };
     let family = family_guess(catalog, arch);
-    with_probe
+    let probed: Vec<&String> = with_probe
         .iter()
         .filter(|a| *a != arch && family.contains(a))
-        .cloned()
+        .collect();
+    let stood_in = |a: &String| {
+        SAME_LOADER_CHECK.iter().any(|(isa, stand_in)| {
+            a == isa && (*stand_in == arch || probed.iter().any(|p| p == stand_in))
+        })
+    };
+    probed
+        .iter()
+        .filter(|a| !stood_in(a))
+        .map(|a| a.to_string())
         .collect()
+}
+
+/// The probe results with the answers their stand-ins give ([`SAME_LOADER_CHECK`]) for the
+/// ISAs that were not probed themselves (pure); the machine's own ISA answers yes.
+pub fn with_stand_ins(mut facts: HostFacts) -> HostFacts {
+    let own = qemu_arch_of_uname(&facts.machine);
+    let expand = |results: &mut Vec<(String, bool)>| {
+        for (isa, stand_in) in SAME_LOADER_CHECK {
+            let answer = results
+                .iter()
+                .find(|(a, _)| a == stand_in)
+                .map(|r| r.1)
+                .or((own == Some(stand_in)).then_some(true));
+            if let (Some(ran), false) = (answer, results.iter().any(|(a, _)| a == isa)) {
+                results.push((isa.to_string(), ran));
+            }
+        }
+    };
+    if let Some(r) = facts.native_probes.as_mut() {
+        expand(r);
+    }
+    expand(&mut facts.host_probes);
+    facts
 }
 
 /// Decides everything `binfmtd host` reports from gathered facts.
@@ -407,8 +444,8 @@ mod tests {
             .collect();
         // (uname -m, the probes worth running)
         let table: [(&str, &[&str]); 12] = [
-            ("x86_64", &["i386", "i486"]),
-            ("i686", &["i486", "x86_64"]),
+            ("x86_64", &["i386"]),
+            ("i686", &["x86_64"]),
             ("aarch64", &["arm"]),
             ("armv7l", &["aarch64"]),
             ("aarch64_be", &["armeb"]),
@@ -428,11 +465,57 @@ mod tests {
         }
         // A machine QEMU does not name: every probe runs.
         assert_eq!(native_candidates(&c, "weird", &all), all);
+        // Without i386's probe, i486 is probed itself.
+        assert_eq!(
+            native_candidates(&c, "x86_64", &["i486".to_string()]),
+            ["i486"]
+        );
         // Only arches that have a probe are ever returned.
         assert_eq!(
             native_candidates(&c, "x86_64", &["i386".to_string()]),
             ["i386"]
         );
+    }
+
+    #[test]
+    fn stand_ins_answer_for_the_isas_they_cover() {
+        let c = Catalog::embedded().unwrap();
+        let x86 = |native: Option<Vec<(&str, bool)>>, host: Vec<(&str, bool)>| {
+            let own = |v: Vec<(&str, bool)>| -> Vec<(String, bool)> {
+                v.into_iter().map(|(a, r)| (a.to_string(), r)).collect()
+            };
+            with_stand_ins(HostFacts {
+                machine: "x86_64".into(),
+                kernel_release: "6.8.0".into(),
+                native_probes: native.map(own),
+                host_probes: own(host),
+                ..Default::default()
+            })
+        };
+        // (facts, native ISAs decided)
+        let table: [(HostFacts, &[&str]); 5] = [
+            (
+                x86(Some(vec![("i386", true)]), vec![]),
+                &["i386", "i486", "x86_64"],
+            ),
+            // No IA-32 emulation in this kernel: neither 32-bit ISA.
+            (x86(Some(vec![("i386", false)]), vec![]), &["x86_64"]),
+            // A result of its own is kept.
+            (
+                x86(Some(vec![("i386", true), ("i486", false)]), vec![]),
+                &["i386", "x86_64"],
+            ),
+            (x86(Some(vec![]), vec![]), &["x86_64"]),
+            // Without a private instance: the direct probe's answer, not the family guess.
+            (x86(None, vec![("i386", false)]), &["x86_64"]),
+        ];
+        // On an i686 machine, i386 is its own ISA: i486 with it, x86_64 as probed.
+        let mut i686 = x86(Some(vec![("x86_64", false)]), vec![]);
+        i686.machine = "i686".into();
+        assert_eq!(detect(&with_stand_ins(i686), &c).native, ["i386", "i486"]);
+        for (facts, native) in table {
+            assert_eq!(detect(&facts, &c).native, native, "{facts:?}");
+        }
     }
 
     #[test]

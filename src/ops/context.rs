@@ -109,6 +109,6 @@ impl Context {
         if facts.native_probes.is_some() {
             cache.native = facts.native_probes.clone();
         }
-        host::detect(&facts, &self.catalog)
+        host::detect(&host::detect::with_stand_ins(facts), &self.catalog)
     }
 }
