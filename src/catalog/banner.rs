@@ -18,17 +18,6 @@ pub fn qemu_banner(path: &Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let (offset, size) = rodata(&file)?;
     let end = offset.checked_add(size)?;
-    if end > file.metadata().ok()?.len() {
-        return None;
-    }
-    match mapped(&file, offset, size) {
-        Some(m) => find_line(m.bytes()),
-        None => read_chunks(&file, offset, end),
-    }
-}
-
-/// `.rodata` searched with reads, where it cannot be mapped.
-fn read_chunks(file: &std::fs::File, offset: u64, end: u64) -> Option<String> {
     let mut at = offset;
     let mut buf = vec![0u8; CHUNK + MAX_LINE];
     while at < end {
@@ -45,58 +34,6 @@ fn read_chunks(file: &std::fs::File, offset: u64, end: u64) -> Option<String> {
         at = start + n as u64;
     }
     None
-}
-
-/// A read-only private mapping of part of a file, unmapped on drop.
-struct Mapped {
-    base: std::ptr::NonNull<libc::c_void>,
-    len: std::num::NonZeroUsize,
-    /// Where the requested range starts within the mapping (offsets are page-aligned).
-    skip: usize,
-}
-
-/// Maps `size` bytes of `file` from `offset`: the banner is then searched in the page cache
-/// directly, without copying some 100 KiB of every emulator first. The file was checked to
-/// be long enough; only one truncated in place during the search could fault.
-fn mapped(file: &std::fs::File, offset: u64, size: u64) -> Option<Mapped> {
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| u64::try_from(p).ok())
-        .filter(|p| *p > 0)?;
-    let start = offset - offset % page;
-    let skip = usize::try_from(offset - start).ok()?;
-    let len = std::num::NonZeroUsize::new(usize::try_from(size).ok()?.checked_add(skip)?)?;
-    // SAFETY: a new read-only private mapping of a file we opened, over a range inside it;
-    // nothing else refers to that memory, and Drop unmaps it.
-    let base = unsafe {
-        nix::sys::mman::mmap(
-            None,
-            len,
-            nix::sys::mman::ProtFlags::PROT_READ,
-            nix::sys::mman::MapFlags::MAP_PRIVATE,
-            file,
-            i64::try_from(start).ok()?,
-        )
-    }
-    .ok()?;
-    Some(Mapped { base, len, skip })
-}
-
-impl Mapped {
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is readable for `len` bytes and lives as long as `self`.
-        let all =
-            unsafe { std::slice::from_raw_parts(self.base.as_ptr().cast::<u8>(), self.len.get()) };
-        &all[self.skip..]
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `mapped` mapped; no slice of it outlives `self`.
-        let _ = unsafe { nix::sys::mman::munmap(self.base, self.len.get()) };
-    }
 }
 
 /// The file range of `.rodata`, from three small reads: the ELF header, the section
@@ -214,15 +151,6 @@ mod tests {
                 std::time::Duration::from_secs(10),
             );
             assert_eq!(qemu_banner(&path), asked, "{}", path.display());
-            // The fallback for files that cannot be mapped reads the same line.
-            let file = std::fs::File::open(&path).expect("open");
-            let (offset, size) = rodata(&file).expect(".rodata");
-            assert_eq!(
-                read_chunks(&file, offset, offset + size),
-                asked,
-                "{}",
-                path.display()
-            );
             seen += 1;
         }
         eprintln!("compared {seen} qemu binaries");
