@@ -275,13 +275,10 @@ pub struct Discovery<'a> {
     preserve_argv0: bool,
     cache: Option<&'a (dyn KnownInterpreters + Sync)>,
     next: std::sync::atomic::AtomicUsize,
-    /// Per handler, in order, once looked up.
-    done: std::sync::Mutex<Vec<Option<Lookup>>>,
+    /// Per handler, in order: its interpreter (`true` when taken from the cache), or why
+    /// none was found.
+    done: std::sync::Mutex<Vec<Option<Result<(Interpreter, bool), Missing>>>>,
 }
-
-/// One handler's interpreter (`true` when its facts came from the cache), or why none was
-/// found.
-type Lookup = Result<(Interpreter, bool), Missing>;
 
 impl<'a> Discovery<'a> {
     pub fn new(
