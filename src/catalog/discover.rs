@@ -253,109 +253,46 @@ pub struct Discovered {
     pub unversioned: Vec<(PathBuf, Translator)>,
 }
 
-/// Discovers many handlers: cached facts are reused, the others read whether they are
-/// static now and leave their version to [`versions`].
+/// Discovers many handlers: lookups in order; cached facts are reused, the others read
+/// whether they are static now and leave their version to [`versions`].
 pub fn discover_many(
     handlers: &[&Handler],
     search: &[PathBuf],
     preserve_argv0: bool,
-    cache: Option<&(dyn KnownInterpreters + Sync)>,
+    cache: Option<&dyn KnownInterpreters>,
 ) -> Discovered {
-    let job = Discovery::new(handlers, search, preserve_argv0, cache);
-    job.work();
-    job.finish()
-}
-
-/// One discovery that several threads can work on at once: each [`Discovery::work`] call
-/// takes handlers one by one until none is left, so a thread that is done with other work
-/// helps with the rest.
-pub struct Discovery<'a> {
-    handlers: &'a [&'a Handler],
-    search: &'a [PathBuf],
-    preserve_argv0: bool,
-    cache: Option<&'a (dyn KnownInterpreters + Sync)>,
-    next: std::sync::atomic::AtomicUsize,
-    /// Per handler, in order: its interpreter (`true` when taken from the cache), or why
-    /// none was found.
-    done: std::sync::Mutex<Vec<Option<Result<(Interpreter, bool), Missing>>>>,
-}
-
-impl<'a> Discovery<'a> {
-    pub fn new(
-        handlers: &'a [&'a Handler],
-        search: &'a [PathBuf],
-        preserve_argv0: bool,
-        cache: Option<&'a (dyn KnownInterpreters + Sync)>,
-    ) -> Self {
-        Discovery {
-            handlers,
-            search,
-            preserve_argv0,
-            cache,
-            next: std::sync::atomic::AtomicUsize::new(0),
-            done: std::sync::Mutex::new(vec![None; handlers.len()]),
-        }
-    }
-
-    /// Discovers handlers until none is left to take.
-    pub fn work(&self) {
-        let mut lookup = DirLookup::default();
-        loop {
-            let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(h) = self.handlers.get(i) else {
-                return;
-            };
-            let found =
-                locate_with(h, self.search, self.preserve_argv0, &mut lookup).map(
-                    |path| match self.cache.and_then(|c| c.known(&path)) {
-                        Some(hit) => (hit, true),
-                        None => {
-                            let static_linked = is_static(&path).unwrap_or(false);
-                            let found = Interpreter {
-                                path,
-                                static_linked,
-                                version: None,
-                            };
-                            (found, false)
-                        }
-                    },
-                );
-            // A poisoned lock only means another worker panicked: its handler stays
-            // undiscovered and is reported as such by `finish`.
-            if let Ok(mut done) = self.done.lock() {
-                done[i] = Some(found);
+    let mut out = BTreeMap::new();
+    let mut todo = Vec::new();
+    let mut lookup = DirLookup::default();
+    for h in handlers {
+        match locate_with(h, search, preserve_argv0, &mut lookup) {
+            Err(m) => {
+                out.insert(h.name.clone(), Err(m));
             }
+            Ok(path) => match cache.and_then(|c| c.known(&path)) {
+                Some(hit) => {
+                    out.insert(h.name.clone(), Ok(hit));
+                }
+                None => todo.push((h.name.clone(), path, h.translator)),
+            },
         }
     }
-
-    /// What was found, once every worker is done.
-    pub fn finish(self) -> Discovered {
-        let done = self
-            .done
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = BTreeMap::new();
-        let mut unversioned: Vec<(PathBuf, Translator)> = Vec::new();
-        for (h, found) in self.handlers.iter().zip(done) {
-            let found = found.unwrap_or_else(|| {
-                Err(Missing {
-                    handler: h.name.clone(),
-                    tried: h.interpreters.clone(),
-                    hint: "its lookup did not finish (a discovery thread failed); run the command again".into(),
-                })
-            });
-            let found = found.map(|(i, cached)| {
-                if !cached && !unversioned.iter().any(|(p, _)| *p == i.path) {
-                    unversioned.push((i.path.clone(), h.translator));
-                }
-                i
-            });
-            out.insert(h.name.clone(), found);
+    let mut unversioned: Vec<(PathBuf, Translator)> = Vec::new();
+    for (name, path, t) in todo {
+        let static_linked = is_static(&path).unwrap_or(false);
+        if !unversioned.iter().any(|(p, _)| *p == path) {
+            unversioned.push((path.clone(), t));
         }
-        Discovered {
-            found: out,
-            unversioned,
-        }
+        let found = Interpreter {
+            path,
+            static_linked,
+            version: None,
+        };
+        out.insert(name, Ok(found));
+    }
+    Discovered {
+        found: out,
+        unversioned,
     }
 }
 
@@ -431,34 +368,6 @@ mod tests {
         for (path, want) in &table {
             assert_eq!(lookup.executable(path), *want, "{}", path.display());
         }
-    }
-
-    #[test]
-    fn discovery_shared_by_threads_finds_what_one_thread_finds() {
-        let c = crate::catalog::Catalog::embedded().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["qemu-aarch64-static", "qemu-riscv64-static", "box64"] {
-            script(&dir.path().join(name), "true");
-        }
-        let handlers: Vec<&Handler> = c.handlers.values().collect();
-        let search = vec![dir.path().join("missing"), dir.path().to_path_buf()];
-        let alone = discover_many(&handlers, &search, false, None);
-        let job = Discovery::new(&handlers, &search, false, None);
-        std::thread::scope(|s| {
-            let other = s.spawn(|| job.work());
-            job.work();
-            other.join().unwrap();
-        });
-        let shared = job.finish();
-        assert_eq!(shared.found, alone.found);
-        let mut a = alone.unversioned.clone();
-        let mut b = shared.unversioned.clone();
-        a.sort();
-        b.sort();
-        assert_eq!(a, b);
-        assert!(shared.found["qemu-aarch64"].is_ok());
-        assert!(shared.found["qemu-ppc64"].is_err());
-        assert_eq!(a.len(), 3, "{a:?}");
     }
 
     /// Writes an executable shell script.

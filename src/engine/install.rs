@@ -288,22 +288,17 @@ fn host_and_interpreters<T>(
         }
     }
     let known = cache.clone();
-    let wanted: Vec<&crate::catalog::Handler> =
-        names.iter().filter_map(|n| ctx.catalog.get(n)).collect();
-    let search = discover::search_path();
-    let discovery = discover::Discovery::new(&wanted, &search, preserve, Some(&known));
     std::thread::scope(|s| {
-        let helper = s.spawn(|| discovery.work());
+        let found = s.spawn(|| {
+            let wanted: Vec<&crate::catalog::Handler> =
+                names.iter().filter_map(|n| ctx.catalog.get(n)).collect();
+            let search = discover::search_path();
+            discover::discover_many(&wanted, &search, preserve, Some(&known))
+        });
         let done = first().map(|t| (t, ctx.host_with(cache, true)));
-        // Whatever is left of the discovery when the host is known, this thread helps with.
-        if done.is_ok() {
-            discovery.work();
-        }
-        // A panicked worker leaves its handler undiscovered; `finish` says so.
-        let _ = helper.join();
-        done
+        let found = found.join().unwrap_or_default();
+        done.map(|(t, host)| (t, host, found))
     })
-    .map(|(t, host)| (t, host, discovery.finish()))
 }
 
 /// Plans every candidate handler (no kernel writes) and remembers the interpreters found.
