@@ -160,6 +160,7 @@ pub(super) fn install_locked(
     req: &InstallRequest,
 ) -> Result<InstallReport, OpsError> {
     let mut cache = ctx.cache();
+    ctx.probe_native_first(&mut cache);
     // The admin's intent is written before the host is probed; its fsync runs meanwhile.
     let (intent, host, discovered) =
         host_and_interpreters(ctx, req, &mut cache, || Intent::start(ctx, req))?;

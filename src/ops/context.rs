@@ -94,6 +94,33 @@ impl Context {
         Cache::load(self.state.dir(), &release)
     }
 
+    /// Runs the native probes now, unless this boot's cache holds them already, and caches
+    /// their results, so that [`Context::host_with`] (with `reuse`) takes them from there.
+    /// For callers about to start threads: a probe is a child process of the calling
+    /// thread, and while another thread of this process kept a core busy, a probe's child
+    /// was measured waiting about 0.8 ms for that core instead of 0.15 ms in all.
+    pub fn probe_native_first(&self, cache: &mut Cache) {
+        if self.fixed_host.is_some() {
+            return;
+        }
+        let arches = self.probe_arches();
+        if cache.native_for(&arches).is_some() {
+            return;
+        }
+        let snapshot = self.kernel.snapshot();
+        let recheck = || self.kernel.snapshot().ok();
+        let probes = host::facts::probe_facts(
+            &snapshot,
+            &arches,
+            None,
+            &host::facts::SystemProber,
+            &recheck,
+        );
+        if probes.native_probes.is_some() {
+            cache.native = probes.native_probes;
+        }
+    }
+
     /// Host facts, reusing native probe results cached earlier in this boot when `reuse`.
     pub fn host_with(&self, cache: &mut Cache, reuse: bool) -> HostReport {
         if let Some(host) = &self.fixed_host {
