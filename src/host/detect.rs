@@ -237,14 +237,28 @@ pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
         .and_then(|a| catalog.qemu_for_arch(a))
         .map(|h| h.primary_platform());
     let (mut native, method) = match &facts.native_probes {
-        Some(results) => (
-            results
+        Some(results) => {
+            let ran = results
                 .iter()
                 .filter(|(_, ran)| *ran)
-                .map(|(a, _)| a.clone())
-                .collect::<Vec<_>>(),
-            NativeMethod::Probe,
-        ),
+                .map(|(a, _)| a.clone());
+            // ISAs of the machine's family that got no answer (a probe refused by a seccomp
+            // filter of ours): the family table decides those.
+            let unanswered: Vec<String> = qemu
+                .as_deref()
+                .map(|a| family_guess(catalog, a))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| Some(a.as_str()) != qemu.as_deref())
+                .filter(|a| !results.iter().any(|(p, _)| p == a))
+                .collect();
+            let method = if unanswered.is_empty() {
+                NativeMethod::Probe
+            } else {
+                NativeMethod::ProbeAndGuess
+            };
+            (ran.chain(unanswered).collect::<Vec<_>>(), method)
+        }
         None => {
             let guess = qemu
                 .as_deref()
@@ -505,7 +519,8 @@ mod tests {
                 x86(Some(vec![("i386", true), ("i486", false)]), vec![]),
                 &["i386", "x86_64"],
             ),
-            (x86(Some(vec![]), vec![]), &["x86_64"]),
+            // No answer for the family (refused by a seccomp filter): the family table.
+            (x86(Some(vec![]), vec![]), &["i386", "i486", "x86_64"]),
             // Without a private instance: the direct probe's answer, not the family guess.
             (x86(None, vec![("i386", false)]), &["x86_64"]),
         ];
@@ -516,6 +531,8 @@ mod tests {
         for (facts, native) in table {
             assert_eq!(detect(&facts, &c).native, native, "{facts:?}");
         }
+        let guessed = detect(&x86(Some(vec![]), vec![]), &c).native_method;
+        assert_eq!(guessed, NativeMethod::ProbeAndGuess);
     }
 
     #[test]
