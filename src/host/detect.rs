@@ -206,27 +206,37 @@ pub fn native_candidates(catalog: &Catalog, machine: &str, with_probe: &[String]
         .collect()
 }
 
-/// The probe results with the answers their stand-ins give ([`SAME_LOADER_CHECK`]) for the
-/// ISAs that were not probed themselves (pure); the machine's own ISA answers yes.
-pub fn with_stand_ins(mut facts: HostFacts) -> HostFacts {
-    let own = qemu_arch_of_uname(&facts.machine);
-    let expand = |results: &mut Vec<(String, bool)>| {
-        for (isa, stand_in) in SAME_LOADER_CHECK {
-            let answer = results
-                .iter()
-                .find(|(a, _)| a == stand_in)
-                .map(|r| r.1)
-                .or((own == Some(stand_in)).then_some(true));
-            if let (Some(ran), false) = (answer, results.iter().any(|(a, _)| a == isa)) {
-                results.push((isa.to_string(), ran));
-            }
+/// Probe results with the answers their stand-ins give ([`SAME_LOADER_CHECK`]) for the
+/// ISAs that were not probed themselves; the machine's own ISA (`own`) answers yes.
+fn with_stand_ins(results: &[(String, bool)], own: Option<&str>) -> Vec<(String, bool)> {
+    let mut out = results.to_vec();
+    for (isa, stand_in) in SAME_LOADER_CHECK {
+        let answer = results
+            .iter()
+            .find(|(a, _)| a == stand_in)
+            .map(|r| r.1)
+            .or((own == Some(stand_in)).then_some(true));
+        if let (Some(ran), false) = (answer, results.iter().any(|(a, _)| a == isa)) {
+            out.push((isa.to_string(), ran));
         }
-    };
-    if let Some(r) = facts.native_probes.as_mut() {
-        expand(r);
     }
-    expand(&mut facts.host_probes);
-    facts
+    out
+}
+
+/// Exact where probed, the family table (`guess`) for the ISAs that were not (pure).
+fn probed_or_guessed(results: &[(String, bool)], guess: Vec<String>) -> Vec<String> {
+    let probed = |a: &String| results.iter().find(|(p, _)| p == a);
+    let mut v: Vec<String> = guess
+        .into_iter()
+        .filter(|a| probed(a).is_none_or(|(_, ran)| *ran))
+        .collect();
+    v.extend(
+        results
+            .iter()
+            .filter(|(_, ran)| *ran)
+            .map(|(a, _)| a.clone()),
+    );
+    v
 }
 
 /// Decides everything `binfmtd host` reports from gathered facts.
@@ -236,52 +246,33 @@ pub fn detect(facts: &HostFacts, catalog: &Catalog) -> HostReport {
         .as_deref()
         .and_then(|a| catalog.qemu_for_arch(a))
         .map(|h| h.primary_platform());
+    let guess = qemu
+        .as_deref()
+        .map(|a| family_guess(catalog, a))
+        .unwrap_or_default();
     let (mut native, method) = match &facts.native_probes {
         Some(results) => {
-            let ran = results
+            let results = with_stand_ins(results, qemu.as_deref());
+            // An ISA of the machine's family with no answer (its probe refused by a seccomp
+            // filter of ours) is left to the family table.
+            let unanswered = guess
                 .iter()
-                .filter(|(_, ran)| *ran)
-                .map(|(a, _)| a.clone());
-            // ISAs of the machine's family that got no answer (a probe refused by a seccomp
-            // filter of ours): the family table decides those.
-            let unanswered: Vec<String> = qemu
-                .as_deref()
-                .map(|a| family_guess(catalog, a))
-                .unwrap_or_default()
-                .into_iter()
                 .filter(|a| Some(a.as_str()) != qemu.as_deref())
-                .filter(|a| !results.iter().any(|(p, _)| p == a))
-                .collect();
-            let method = if unanswered.is_empty() {
-                NativeMethod::Probe
-            } else {
+                .any(|a| !results.iter().any(|(p, _)| p == a));
+            let method = if unanswered {
                 NativeMethod::ProbeAndGuess
-            };
-            (ran.chain(unanswered).collect::<Vec<_>>(), method)
-        }
-        None => {
-            let guess = qemu
-                .as_deref()
-                .map(|a| family_guess(catalog, a))
-                .unwrap_or_default();
-            if facts.host_probes.is_empty() {
-                (guess, NativeMethod::FamilyGuess)
             } else {
-                // Exact where probed; the family guess only for ISAs that were not.
-                let probed = |a: &String| facts.host_probes.iter().find(|(p, _)| p == a);
-                let mut v: Vec<String> = guess
-                    .into_iter()
-                    .filter(|a| probed(a).is_none_or(|(_, ran)| *ran))
-                    .collect();
-                v.extend(
-                    facts
-                        .host_probes
-                        .iter()
-                        .filter(|(_, ran)| *ran)
-                        .map(|(a, _)| a.clone()),
-                );
-                (v, NativeMethod::ProbeAndGuess)
-            }
+                NativeMethod::Probe
+            };
+            (probed_or_guessed(&results, guess), method)
+        }
+        None if facts.host_probes.is_empty() => (guess, NativeMethod::FamilyGuess),
+        None => {
+            let results = with_stand_ins(&facts.host_probes, qemu.as_deref());
+            (
+                probed_or_guessed(&results, guess),
+                NativeMethod::ProbeAndGuess,
+            )
         }
     };
     // The machine's own ISA is native by definition, even if its probe was not run.
@@ -498,13 +489,13 @@ mod tests {
             let own = |v: Vec<(&str, bool)>| -> Vec<(String, bool)> {
                 v.into_iter().map(|(a, r)| (a.to_string(), r)).collect()
             };
-            with_stand_ins(HostFacts {
+            HostFacts {
                 machine: "x86_64".into(),
                 kernel_release: "6.8.0".into(),
                 native_probes: native.map(own),
                 host_probes: own(host),
                 ..Default::default()
-            })
+            }
         };
         // (facts, native ISAs decided)
         let table: [(HostFacts, &[&str]); 5] = [
@@ -527,7 +518,7 @@ mod tests {
         // On an i686 machine, i386 is its own ISA: i486 with it, x86_64 as probed.
         let mut i686 = x86(Some(vec![("x86_64", false)]), vec![]);
         i686.machine = "i686".into();
-        assert_eq!(detect(&with_stand_ins(i686), &c).native, ["i386", "i486"]);
+        assert_eq!(detect(&i686, &c).native, ["i386", "i486"]);
         for (facts, native) in table {
             assert_eq!(detect(&facts, &c).native, native, "{facts:?}");
         }

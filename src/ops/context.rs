@@ -73,7 +73,7 @@ impl Context {
             .values()
             .filter(|h| h.translator == crate::catalog::Translator::Qemu)
             .map(|h| h.arch.clone())
-            .filter(|a| crate::probe::exit_program(a, 0).is_some())
+            .filter(|a| crate::probe::lookup(a).is_some())
             .collect();
         v.sort();
         v.dedup();
@@ -136,6 +136,6 @@ impl Context {
         if facts.native_probes.is_some() {
             cache.native = facts.native_probes.clone();
         }
-        host::detect(&host::detect::with_stand_ins(facts), &self.catalog)
+        host::detect(&facts, &self.catalog)
     }
 }
