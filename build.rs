@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[path = "src/catalog/handler.rs"]
 mod handler;
 
-use handler::{Handler, Translator};
+use handler::Handler;
 
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("interpreters");
@@ -59,12 +59,8 @@ fn rust(h: &Handler) -> String {
         let items: Vec<String> = v.iter().map(|x| s(x)).collect();
         format!("vec![{}]", items.join(", "))
     };
-    let translator = match h.translator {
-        Translator::Qemu => "Qemu",
-        Translator::Rosetta => "Rosetta",
-        Translator::Fex => "Fex",
-        Translator::Box64 => "Box64",
-    };
+    // The variant's name, as the derived Debug writes it.
+    let translator = format!("{:?}", h.translator);
     let mask = h
         .mask
         .as_deref()

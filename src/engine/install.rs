@@ -161,7 +161,8 @@ pub(super) fn install_locked(
 ) -> Result<InstallReport, OpsError> {
     let mut cache = ctx.cache();
     ctx.probe_native_first(&mut cache);
-    // The admin's intent is written before the host is probed; its fsync runs meanwhile.
+    // The admin's intent is written before the rest of the host facts are gathered and the
+    // interpreters found; its fsync runs meanwhile.
     let (intent, host, discovered) =
         host_and_interpreters(ctx, req, &mut cache, || Intent::start(ctx, req))?;
     let interpreters = discovered.found;
